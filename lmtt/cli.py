@@ -1,0 +1,100 @@
+"""The ``lmtt`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lmtt.errors import LmttError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=min(100, Console().width) if sys.stdout.isatty() else 100)
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", "-m", default=None, help="name from configs/models.yaml, hub name or folder"
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+
+
+def _load(args):
+    from lmtt.config import load_model_catalog
+    from lmtt.models import load_model
+
+    name = args.model or load_model_catalog().default
+    return load_model(name, device=args.device, dtype=args.dtype)
+
+
+def cmd_trace(args) -> int:
+    from rich.table import Table
+
+    from lmtt.lens import residual_lens, top_tokens
+    from lmtt.trace import run_trace
+    from lmtt.viz.text import percent, token_label
+
+    console = _console()
+    model = _load(args)
+    trace = run_trace(model, args.prompt)
+    d = model.dims
+    pos = args.position if args.position >= 0 else trace.n_tokens + args.position
+    if not 0 <= pos < trace.n_tokens:
+        last = trace.n_tokens - 1
+        raise LmttError(f"--position {args.position} is outside the prompt (0..{last})")
+    console.print(
+        f"[bold]{model.name}[/] ({d.family}, {d.n_layers} layers x {d.n_heads} heads, "
+        f"d_model {d.d_model}) on {model.device}: {trace.n_tokens} tokens"
+    )
+    console.print("tokens: " + " | ".join(token_label(t) for t in trace.token_strs))
+    after = token_label(trace.token_strs[pos])
+    after_q = f"'{after}'"
+    table = Table(title=f"Top {args.top_k} next tokens after {after_q} (position {pos})")
+    table.add_column("#", justify="right")
+    table.add_column("token")
+    table.add_column("probability", justify="right")
+    table.add_column("logit", justify="right")
+    for rank, s in enumerate(top_tokens(trace, trace.logits[pos], args.top_k).top, start=1):
+        table.add_row(str(rank), token_label(s.token), percent(s.prob), f"{s.logit:.2f}")
+    console.print(table)
+    lens = Table(title=f"Logit lens at position {pos} ({after_q}): top {args.lens_k} per layer")
+    lens.add_column("state")
+    lens.add_column("top tokens (probability)", overflow="fold")
+    for label, result in residual_lens(trace, pos, args.lens_k):
+        cells = [f"{token_label(s.token, 12)} {percent(s.prob)}" for s in result.top]
+        lens.add_row(label, "  ".join(cells))
+    console.print(lens)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lmtt", description="Information-flow interpretability for transformer LMs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("trace", help="next-token prediction and a per-layer logit lens")
+    _add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--lens-k", type=int, default=5)
+    p.add_argument("--position", type=int, default=-1, help="token position (default: last)")
+    p.set_defaults(func=cmd_trace)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LmttError as e:
+        print(f"lmtt: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

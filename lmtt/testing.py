@@ -1,0 +1,132 @@
+"""Tiny random models as real Hugging Face folders, for tests and benchmarks.
+
+They go through exactly the loading path users take (``load_model(folder)``): a ``config.json``,
+``model.safetensors`` and a byte-level BPE ``tokenizer.json`` trained on a short built-in text.
+Run ``python -m lmtt.testing gpt2|llama DIR`` to write one by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+_TEXT = (
+    "The capital of France is Paris. The cat sat on the mat and looked at the dog. "
+    "When Mary and John went to the store, John gave a drink to Mary. "
+    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
+    "One, two, three, four, five, six, seven, eight, nine, ten. 0123456789 !?.,;:'\"()[]{} "
+)
+
+
+def _tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_TEXT] * 4, trainer)
+    eot = "<|endoftext|>"
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=eot, eos_token=eot, unk_token=eot
+    )
+
+
+def make_tiny_model(
+    folder: str | Path,
+    arch: str = "gpt2",
+    n_layers: int = 2,
+    d_model: int = 32,
+    n_heads: int = 4,
+    n_kv_heads: int | None = None,
+    d_mlp: int | None = None,
+    n_ctx: int = 64,
+    vocab_size: int = 320,
+    seed: int = 0,
+    init_std: float = 0.3,
+    tokenizer_folder: str | Path | None = None,
+) -> Path:
+    """Write a random ``arch`` ("gpt2" or "llama") causal LM folder and return its path.
+
+    ``init_std`` is larger than the usual 0.02 so attention patterns are far from uniform
+    and the decompositions are tested on non-trivial numbers. ``tokenizer_folder`` uses an
+    existing tokenizer (e.g. the real GPT-2 one) instead of a small trained BPE.
+    """
+    from transformers import (
+        AutoTokenizer,
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+    folder = Path(folder)
+    if tokenizer_folder is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder))
+    else:
+        tokenizer = _tokenizer(vocab_size)
+    vocab = len(tokenizer)
+    d_mlp = d_mlp or 4 * d_model
+    torch.manual_seed(seed)
+    if arch == "gpt2":
+        config = GPT2Config(
+            vocab_size=vocab,
+            n_positions=n_ctx,
+            n_embd=d_model,
+            n_layer=n_layers,
+            n_head=n_heads,
+            n_inner=d_mlp,
+            bos_token_id=0,
+            eos_token_id=0,
+            initializer_range=init_std,
+        )
+        model = GPT2LMHeadModel(config)
+    elif arch == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=d_model,
+            intermediate_size=d_mlp,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=n_kv_heads or max(1, n_heads // 2),
+            max_position_embeddings=n_ctx,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=0,
+            initializer_range=init_std,
+            tie_word_embeddings=False,
+        )
+        model = LlamaForCausalLM(config)
+    else:
+        raise ValueError(f"arch must be 'gpt2' or 'llama', not {arch!r}")
+    with torch.no_grad():  # random biases and norm gains, so every term is exercised
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name or ".ln_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("arch", choices=["gpt2", "llama"])
+    parser.add_argument("folder")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--d-model", type=int, default=32)
+    parser.add_argument("--heads", type=int, default=4)
+    args = parser.parse_args()
+    path = make_tiny_model(args.folder, args.arch, args.layers, args.d_model, args.heads)
+    print(f"wrote a tiny random {args.arch} model to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Presentation helpers: figures and text renderings built from analysis results."""
