@@ -71,6 +71,59 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def cmd_routes(args) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from lmtt.graph import routes
+    from lmtt.lens import top_tokens
+    from lmtt.trace import run_trace
+    from lmtt.viz.text import node_label, percent, token_label
+
+    console = _console()
+    model = _load(args)
+    trace = run_trace(model, args.prompt)
+    graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+    for pos in graph.target_positions:
+        best = top_tokens(trace, trace.logits[pos], 1).top[0]
+        console.print(
+            f"position {pos} '{token_label(trace.token_strs[pos])}' predicts "
+            f"'{token_label(best.token)}' ({percent(best.prob)})"
+        )
+    table = Table(
+        title=f"Routes at threshold {args.threshold}: {len(graph.nodes)} nodes, "
+        f"{len(graph.edges)} edges (top layer first)"
+    )
+    for col, justify in (
+        ("layer", "right"),
+        ("kind", "left"),
+        ("source", "left"),
+        ("target", "left"),
+        ("weight", "right"),
+        ("top head", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    for edge in reversed(graph.edges):
+        head = ""
+        if edge.heads:
+            h = max(range(len(edge.heads)), key=edge.heads.__getitem__)
+            head = f"h{h} {edge.heads[h]:.3f}"
+        table.add_row(
+            str(edge.target.layer),
+            edge.kind,
+            node_label(edge.source, graph.tokens),
+            node_label(edge.target, graph.tokens),
+            f"{edge.weight:.3f}",
+            head,
+        )
+    console.print(table)
+    if args.out:
+        Path(args.out).write_text(graph.dumps(), encoding="utf-8")
+        console.print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmtt", description="Information-flow interpretability for transformer LMs."
@@ -83,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lens-k", type=int, default=5)
     p.add_argument("--position", type=int, default=-1, help="token position (default: last)")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("routes", help="information-flow routes to a prediction")
+    _add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--threshold", type=float, default=0.04, help="keep edges above this weight")
+    p.add_argument("--target", type=int, default=None, help="token position (default: last)")
+    p.add_argument(
+        "--renormalize",
+        type=float,
+        default=None,
+        metavar="T",
+        help="zero contributions <= T and renormalise the rest (as LM-TT)",
+    )
+    p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
+    p.add_argument("--out", default=None, help="write the routes as JSON to this file")
+    p.set_defaults(func=cmd_routes)
     return parser
 
 

@@ -37,3 +37,15 @@ class NonFiniteActivationError(LmttError):
     def __init__(self, message: str, layer: int | None = None):
         super().__init__(message)
         self.layer = layer
+
+
+class RouteError(LmttError):
+    """Bad route settings (target position, threshold)."""
+
+
+class EmptyRoutesError(RouteError):
+    """No edge into the prediction survives the threshold."""
+
+    def __init__(self, message: str, max_threshold: float):
+        super().__init__(message)
+        self.max_threshold = max_threshold

@@ -75,3 +75,72 @@ def residual_lens(trace: Trace, position: int = -1, k: int = 5) -> list[tuple[st
     return [
         (label, top_tokens(trace, row, k)) for (label, _), row in zip(states, logits, strict=True)
     ]
+
+
+def component_logits(trace: Trace, vecs: torch.Tensor, position: int) -> torch.Tensor:
+    """Direct effect on the logits of parts vecs [..., d] written into the residual at
+    ``position``, using that position's final-norm scale (the norm's bias belongs to the
+    whole, so it is left out) -> [..., V]."""
+    w, dims = trace.weights, trace.dims
+    scale = trace.final_scale()[position]  # [1]
+    if dims.norm == "layernorm":
+        vecs = vecs - vecs.mean(dim=-1, keepdim=True)
+    return (vecs / scale * w.ln_final_w) @ w.W_U
+
+
+def promoted_suppressed(trace: Trace, vec: torch.Tensor, position: int, k: int = 10):
+    """Tokens a written vector [d] promotes (top) and suppresses (bottom); logits are its
+    direct effect, prob is not meaningful for a part and is NaN."""
+    return top_tokens(trace, component_logits(trace, vec, position), k, softmax=False)
+
+
+def node_state(trace: Trace, node) -> torch.Tensor:
+    """The residual vector [d] of a graph node; for an MLP node, the block's write m[l, i]."""
+    if node.kind == "embed":
+        return trace.resid_pre(0)[node.pos]
+    if node.kind == "attn_out":
+        return trace.resid_mid(node.layer)[node.pos]
+    if node.kind == "resid":
+        return trace.resid_post(node.layer)[node.pos]
+    return trace.resid_post(node.layer)[node.pos] - trace.resid_mid(node.layer)[node.pos]
+
+
+def node_lens(trace: Trace, node, k: int = 10) -> LensResult:
+    """Logit lens of a node: residual states through the final norm; an MLP node's write as
+    promoted/suppressed tokens."""
+    if node.kind == "mlp":
+        return promoted_suppressed(trace, node_state(trace, node), node.pos, k)
+    return top_tokens(trace, lens_logits(trace, node_state(trace, node)), k)
+
+
+def head_tokens(trace: Trace, layer: int, head: int, position: int, k: int = 10) -> LensResult:
+    """Tokens promoted and suppressed by what ``head`` writes at ``position``."""
+    from lmtt.decompose import head_outputs
+
+    if not 0 <= head < trace.dims.n_heads:
+        raise IndexError(f"head {head} is out of range: the model has {trace.dims.n_heads}")
+    out = head_outputs(trace, layer, [position])[0, head]  # [d]
+    return promoted_suppressed(trace, out, position, k)
+
+
+@dataclass(frozen=True)
+class NeuronView:
+    neuron: int
+    contribution: float  # section 2 share of out[layer, position]
+    activation: float
+    tokens: LensResult  # promoted (top) and suppressed (bottom) by a * W_out[n]
+
+
+def top_neurons(trace: Trace, layer: int, position: int, n: int = 10, k: int = 10):
+    """The ``n`` neurons of MLP ``layer`` contributing most at ``position``, with their tokens."""
+    from lmtt.contributions import neuron_contributions
+
+    nc = neuron_contributions(trace, layer, [position])
+    best = torch.topk(nc.neurons[0], min(n, nc.neurons.shape[1]))
+    acts = trace.mlp_post(layer)[position]
+    writes = acts[best.indices, None] * trace.weights.W_out[layer][best.indices]  # [n, d]
+    logits = component_logits(trace, writes, position)  # [n, V]
+    return [
+        NeuronView(idx, c, float(acts[idx]), top_tokens(trace, row, k, softmax=False))
+        for idx, c, row in zip(best.indices.tolist(), best.values.tolist(), logits, strict=True)
+    ]
