@@ -18,3 +18,23 @@ def test_trace_command_reports_errors_cleanly(capsys):
 def test_trace_command_empty_prompt(gpt2_folder, capsys):
     assert main(["trace", "--model", str(gpt2_folder), ""]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_routes_command_prints_edges_and_writes_json(gpt2_folder, tmp_path, capsys):
+    from lmtt.graph import RouteGraph
+
+    out = tmp_path / "graph.json"
+    argv = ["routes", "--model", str(gpt2_folder), "--threshold", "0.05", "--out", str(out)]
+    assert main([*argv, "When Mary and John went to the store"]) == 0
+    text = capsys.readouterr().out
+    assert "Routes at threshold 0.05" in text and "attention" in text and "predicts" in text
+    graph = RouteGraph.from_json(out.read_text())
+    assert graph.threshold == 0.05 and graph.edges
+
+
+def test_routes_command_bad_inputs(gpt2_folder, capsys):
+    base = ["routes", "--model", str(gpt2_folder)]
+    assert main([*base, "--target", "50", "The cat"]) == 2
+    assert "outside the prompt" in capsys.readouterr().err
+    assert main([*base, "--threshold", "0.9999", "The cat"]) == 2
+    assert "Use a threshold below" in capsys.readouterr().err
