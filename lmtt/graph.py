@@ -36,6 +36,18 @@ class Node:
     def from_json(cls, d: dict) -> Node:
         return cls(d["kind"], d["layer"], d["pos"])
 
+    @property
+    def id(self) -> str:
+        """A stable string id, e.g. ``resid:3:5`` or ``embed::2`` (URLs, selections)."""
+        return f"{self.kind}:{'' if self.layer is None else self.layer}:{self.pos}"
+
+    @classmethod
+    def from_id(cls, text: str) -> Node:
+        kind, layer, pos = text.split(":")
+        if kind not in NODE_KINDS:
+            raise ValueError(f"unknown node kind in {text!r}")
+        return cls(kind, int(layer) if layer else None, int(pos))
+
     def sort_key(self) -> tuple:
         layer = -1 if self.layer is None else self.layer
         return (layer, NODE_KINDS.index(self.kind) if self.kind != "resid" else 9, self.pos)
@@ -69,6 +81,10 @@ class Edge:
     kind: str  # attention | residual | mlp
     weight: float
     heads: tuple[float, ...] | None = None  # per-head weights of an attention edge
+
+    @property
+    def id(self) -> str:
+        return f"{self.source.id}>{self.target.id}>{self.kind}"
 
     def to_json(self) -> dict:
         d = {

@@ -144,3 +144,52 @@ def top_neurons(trace: Trace, layer: int, position: int, n: int = 10, k: int = 1
         NeuronView(idx, c, float(acts[idx]), top_tokens(trace, row, k, softmax=False))
         for idx, c, row in zip(best.indices.tolist(), best.values.tolist(), logits, strict=True)
     ]
+
+
+def _state_logits(trace: Trace, resid: torch.Tensor, apply_norm: bool) -> torch.Tensor:
+    return lens_logits(trace, resid, apply_norm=apply_norm)
+
+
+def previous_state(trace: Trace, node) -> torch.Tensor | None:
+    """The residual state before the block that produced ``node`` (None for the embedding)."""
+    if node.kind == "embed":
+        return None
+    if node.kind == "resid":
+        return trace.resid_mid(node.layer)[node.pos]
+    return trace.resid_pre(node.layer)[node.pos]
+
+
+@dataclass(frozen=True)
+class RankedToken:
+    score: TokenScore
+    rank: int  # 0-based rank in this state
+    rank_change: int | None  # ranks gained since the state before the block (None: no previous)
+
+
+def lens_with_rank_change(trace: Trace, node, k: int = 10, apply_norm: bool = True):
+    """Top-k tokens of a residual node's logit lens, each with how many ranks it gained (+) or
+    lost (-) relative to the residual state before that block."""
+    logits = _state_logits(trace, node_state(trace, node), apply_norm)
+    result = top_tokens(trace, logits, k)
+    prev = previous_state(trace, node)
+    prev_logits = None if prev is None else _state_logits(trace, prev, apply_norm)
+    out = []
+    for rank, s in enumerate(result.top):
+        change = None
+        if prev_logits is not None:
+            change = int((prev_logits > prev_logits[s.token_id]).sum()) - rank
+        out.append(RankedToken(s, rank, change))
+    return out
+
+
+def token_rank_by_layer(trace: Trace, position: int, token_id: int, apply_norm: bool = True):
+    """Rank (0 = top) of ``token_id`` in the logit lens of every residual state at
+    ``position``: [("embed", r), ("after attn L0", r), ("L0", r), ...]."""
+    labels = ["embed"]
+    states = [trace.resid_pre(0)[position]]
+    for layer in range(trace.n_layers):
+        labels += [f"L{layer} attn", f"L{layer}"]
+        states += [trace.resid_mid(layer)[position], trace.resid_post(layer)[position]]
+    logits = _state_logits(trace, torch.stack(states), apply_norm)  # [S, V]
+    ranks = (logits > logits[:, token_id : token_id + 1]).sum(dim=-1)
+    return list(zip(labels, ranks.tolist(), strict=True))

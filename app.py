@@ -1,0 +1,5 @@
+"""Entry point: ``streamlit run app.py``."""
+
+from lmtt.ui.main import main
+
+main()

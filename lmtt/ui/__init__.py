@@ -1,0 +1,1 @@
+"""Streamlit panels (the only package besides app.py that imports streamlit)."""

@@ -1,0 +1,73 @@
+"""Panel for an attention block or edge: head contributions, maps and the head's tokens."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lmtt import contributions as C
+from lmtt.lens import head_tokens
+from lmtt.trace import Trace
+from lmtt.ui.cache import get_layer_contributions
+from lmtt.viz.charts import head_bar_chart, token_heatmap
+from lmtt.viz.text import token_label
+
+
+def token_table(result) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "promoted": [token_label(s.token) for s in result.top],
+            "logit +": [round(s.logit, 3) for s in result.top],
+            "suppressed": [token_label(s.token) for s in result.bottom],
+            "logit −": [round(s.logit, 3) for s in result.bottom],
+        }
+    )
+
+
+def attention_panel(trace: Trace, trace_key, layer: int, pos: int, renorm) -> None:
+    token = token_label(trace.token_strs[pos])
+    st.subheader(f"Attention block L{layer} at position {pos} '{token}'")
+    block = C.attention_contributions(trace, layer, [pos], renorm)
+    per_head = block.per_head[0].tolist()
+    best = max(range(len(per_head)), key=per_head.__getitem__)
+    head = st.selectbox(
+        "head",
+        list(range(len(per_head))),
+        index=best,
+        key=f"head_{layer}_{pos}",
+        format_func=lambda h: f"H{h} ({per_head[h]:.3f})",
+    )
+    st.plotly_chart(
+        head_bar_chart(
+            per_head, f"Head contributions (residual {float(block.residual[0]):.3f})", head
+        ),
+        key="head_bars",
+    )
+    full = get_layer_contributions(trace_key, layer, renorm, trace)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(
+            token_heatmap(
+                trace.pattern(layer)[head].numpy(),
+                list(trace.token_strs),
+                f"Attention of L{layer}H{head}",
+            ),
+            key="attn_map",
+        )
+    with right:
+        st.plotly_chart(
+            token_heatmap(
+                full.heads[:, :, head].numpy(),
+                list(trace.token_strs),
+                f"Contributions of L{layer}H{head}",
+                "Oranges",
+            ),
+            key="contrib_map",
+        )
+    st.caption(
+        f"Tokens that L{layer}H{head}'s output at position {pos} promotes and suppresses "
+        "(direct effect through the unembedding)"
+    )
+    st.dataframe(
+        token_table(head_tokens(trace, layer, head, pos, k=10)), hide_index=True, key="head_tokens"
+    )

@@ -1,0 +1,139 @@
+"""The route graph as a plotly figure: tokens along x, layers up y."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from lmtt.graph import Node, RouteGraph
+from lmtt.viz.text import token_label
+
+KIND_STYLE = {  # colour, marker symbol, label
+    "embed": ("#6c757d", "square", "embedding"),
+    "attn_out": ("#e8590c", "circle", "after attention"),
+    "mlp": ("#2f9e44", "diamond", "MLP block"),
+    "resid": ("#1c7ed6", "circle", "residual (block output)"),
+}
+EDGE_COLOUR = {"attention": "232, 89, 12", "residual": "120, 120, 120", "mlp": "47, 158, 68"}
+N_BINS = 6  # edges are drawn in this many weight bins (one trace each)
+
+
+def node_xy(node: Node) -> tuple[float, float]:
+    """Embedding at y=0; layer l: attention output at 2l+1, MLP at 2l+1.5 (shifted right),
+    block output at 2l+2."""
+    if node.kind == "embed":
+        return float(node.pos), 0.0
+    base = 2 * node.layer
+    if node.kind == "attn_out":
+        return float(node.pos), base + 1.0
+    if node.kind == "mlp":
+        return node.pos + 0.3, base + 1.5
+    return float(node.pos), base + 2.0
+
+
+def route_figure(
+    graph: RouteGraph,
+    n_layers: int,
+    title: str = "",
+    selected: str | None = None,
+    height: int = 640,
+) -> go.Figure:
+    """Edges as lines (width and opacity by weight), nodes as markers with ids in customdata.
+    Each edge also gets an invisible marker at its midpoint so it can be clicked."""
+    fig = go.Figure()
+    max_w = max((e.weight for e in graph.edges), default=1.0)
+    for kind, rgb in EDGE_COLOUR.items():
+        edges = [e for e in graph.edges if e.kind == kind]
+        for b in range(N_BINS):
+            lo, hi = b / N_BINS, (b + 1) / N_BINS
+            in_bin = [e for e in edges if lo < e.weight / max_w <= hi or (b == 0 and e.weight == 0)]
+            if not in_bin:
+                continue
+            xs, ys = [], []
+            for e in in_bin:
+                (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
+                xs += [x0, x1, None]
+                ys += [y0, y1, None]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    hoverinfo="skip",
+                    showlegend=False,
+                    line={"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"},
+                )
+            )
+    mids = [(e, node_xy(e.source), node_xy(e.target)) for e in graph.edges]
+    fig.add_trace(
+        go.Scatter(
+            x=[(a[0] + b[0]) / 2 for _, a, b in mids],
+            y=[(a[1] + b[1]) / 2 for _, a, b in mids],
+            mode="markers",
+            name="edges",
+            showlegend=False,
+            marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
+            customdata=[e.id for e, _, _ in mids],
+            hovertemplate=[
+                f"{e.kind} edge<br>weight {e.weight:.3f}<extra></extra>" for e, _, _ in mids
+            ],
+        )
+    )
+    for kind, (colour, symbol, label) in KIND_STYLE.items():
+        nodes = [n for n in graph.nodes if n.kind == kind]
+        if not nodes:
+            continue
+        xy = [node_xy(n) for n in nodes]
+        is_sel = [n.id == selected for n in nodes]
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in xy],
+                y=[p[1] for p in xy],
+                mode="markers",
+                name=label,
+                customdata=[n.id for n in nodes],
+                marker={
+                    "size": [20 if s else 13 for s in is_sel],
+                    "color": colour,
+                    "symbol": symbol,
+                    "line": {
+                        "width": [3 if s else 1 for s in is_sel],
+                        "color": ["black" if s else "white" for s in is_sel],
+                    },
+                },
+                hovertemplate=[
+                    f"{label}<br>{'' if n.layer is None else f'layer {n.layer}, '}position {n.pos} "
+                    f"'{token_label(graph.tokens[n.pos])}'<extra></extra>"
+                    for n in nodes
+                ],
+            )
+        )
+    T = len(graph.tokens)
+    fig.update_layout(
+        title=title,
+        height=height,
+        clickmode="event+select",
+        dragmode="pan",
+        margin={"l": 60, "r": 20, "t": 60, "b": 90},
+        plot_bgcolor="white",
+        legend={"orientation": "h", "y": 1.02, "x": 0},
+        xaxis={
+            "tickmode": "array",
+            "tickvals": list(range(T)),
+            "range": [-0.7, T - 0.3],
+            "ticktext": [token_label(t, 10) for t in graph.tokens],
+            "tickangle": -50,
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "tickmode": "array",
+            "tickvals": [0] + [2 * i + 2 for i in range(n_layers)],
+            "ticktext": ["embed"] + [f"L{i}" for i in range(n_layers)],
+            "range": [-0.6, 2 * n_layers + 0.6],
+            "showgrid": True,
+            "gridcolor": "#eee",
+            "zeroline": False,
+            "title": "layer",
+        },
+    )
+    return fig

@@ -1,0 +1,60 @@
+"""The route graph as a standalone SVG document (no browser or kaleido needed)."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from lmtt.graph import RouteGraph
+from lmtt.viz.graph_figure import EDGE_COLOUR, KIND_STYLE, node_xy
+from lmtt.viz.text import token_label
+
+
+def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70) -> str:
+    T = len(graph.tokens)
+    width, height = 90 + cell * T, 120 + cell * (n_layers + 1)
+    top, left, unit_y = 50, 70, cell / 2
+
+    def xy(node):
+        x, y = node_xy(node)
+        return left + x * cell, top + (2 * n_layers - y) * unit_y
+
+    max_w = max((e.weight for e in graph.edges), default=1.0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="10" y="20" font-size="14">{escape(title)}</text>',
+    ]
+    for layer in range(-1, n_layers):
+        y = top + (2 * n_layers - (2 * layer + 2)) * unit_y
+        label = "embed" if layer < 0 else f"L{layer}"
+        parts.append(f'<text x="10" y="{y + 4:.1f}">{label}</text>')
+        parts.append(
+            f'<line x1="{left - 20}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+        )
+    for e in graph.edges:
+        (x0, y0), (x1, y1) = xy(e.source), xy(e.target)
+        rel = e.weight / max_w
+        parts.append(
+            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" '
+            f'stroke="rgb({EDGE_COLOUR[e.kind]})" stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
+            f'stroke-width="{1 + 7 * rel:.1f}"><title>{e.kind} {e.weight:.3f}</title>'
+            "</line>"
+        )
+    for n in graph.nodes:
+        x, y = xy(n)
+        colour = KIND_STYLE[n.kind][0]
+        shape = (
+            f'<rect x="{x - 6:.1f}" y="{y - 6:.1f}" width="12" height="12"'
+            if n.kind in ("embed", "mlp")
+            else f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6.5"'
+        )
+        parts.append(f'{shape} fill="{colour}" stroke="white"/>')
+    for i, tok in enumerate(graph.tokens):
+        x, y = left + i * cell, height - 40
+        parts.append(
+            f'<text x="{x:.1f}" y="{y}" text-anchor="end" '
+            f'transform="rotate(-45 {x:.1f} {y})">{escape(token_label(tok, 12))}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -1,0 +1,134 @@
+"""Main flows of the Streamlit app through streamlit.testing (no browser)."""
+
+import threading
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PROMPT = "When Mary and John went to the store, John gave"
+
+
+def _app(model: str | None = None, prompt: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if model:
+        at.query_params["model"] = model
+    if prompt is not None:
+        at.query_params["prompt"] = prompt
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _inspect_box(at):
+    return at.selectbox(key="selection")
+
+
+def _last(at, kind: str, n_layers: int = 3) -> str:
+    """Id of a node at the last layer and position (on the routes at low thresholds)."""
+    last = len(at.sidebar.selectbox(key="target").options) - 1
+    return f"{kind}:{n_layers - 1}:{last}"
+
+
+def test_default_model_and_example_prompt_show_the_graph():
+    at = _app()
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="model_choice").value == "lmtt-demo-shakespeare"
+    assert at.get("plotly_chart")  # the route graph
+    assert at.query_params["model"] == "lmtt-demo-shakespeare"
+
+
+def test_enter_prompt_change_threshold_pick_target_and_inspect(gpt2_folder):
+    at = _app(str(gpt2_folder), PROMPT)
+    assert not at.exception and not at.error
+    n_elements = len(_inspect_box(at).options)
+    at.sidebar.slider(key="threshold").set_value(0.2).run()
+    assert not at.exception
+    assert len(_inspect_box(at).options) < n_elements  # fewer routes at a higher threshold
+    assert at.query_params["threshold"] == "0.2"
+    at.sidebar.selectbox(key="target").set_value(3).run()
+    assert at.query_params["target"] == "3"
+    node = "resid:2:3"
+    _inspect_box(at).set_value(node)
+    at.run()
+    assert any("Residual state" in h.value for h in at.subheader)
+    assert at.dataframe  # the logit-lens table
+    assert at.query_params["sel"] == node
+
+
+def test_attention_and_mlp_panels(gpt2_folder):
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.02")
+    attn = _last(at, "attn_out")
+    _inspect_box(at).set_value(attn)
+    at.run()
+    assert not at.exception
+    assert any("Attention block" in h.value for h in at.subheader)
+    assert at.selectbox(key=f"head_{attn.split(':')[1]}_{attn.split(':')[2]}")
+    mlp = _last(at, "mlp")
+    _inspect_box(at).set_value(mlp)
+    at.run()
+    assert not at.exception
+    assert any("MLP block" in h.value for h in at.subheader)
+
+
+def test_selection_from_url_survives_threshold_change(gpt2_folder):
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.02")
+    resid = _last(at, "resid")
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.02", sel=resid)
+    assert any("Residual state" in h.value for h in at.subheader)
+    at.sidebar.slider(key="threshold").set_value(0.03).run()
+    assert at.session_state["selection"] == resid
+    assert any("Residual state" in h.value for h in at.subheader)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("", "empty"), ("the cat " * 100, "at most 64 tokens")],
+)
+def test_bad_prompts_show_a_message(gpt2_folder, prompt, message):
+    at = _app(str(gpt2_folder), prompt)
+    assert not at.exception
+    shown = [m.value for m in (*at.error, *at.warning)]
+    assert any(message in m for m in shown), shown
+
+
+def test_model_that_fails_to_load_shows_a_message():
+    at = _app("no-such-model-anywhere", PROMPT)
+    assert not at.exception
+    assert any("Could not load" in e.value for e in at.error)
+
+
+def test_threshold_with_no_route_shows_a_message(gpt2_folder):
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.5")
+    at.sidebar.slider(key="threshold").set_value(0.5).run()
+    assert not at.exception
+    assert any("Use a threshold below" in w.value for w in at.warning) or at.get("plotly_chart")
+
+
+def test_two_sessions_see_only_their_own_results(gpt2_folder):
+    prompts = {"a": "The cat sat on the mat.", "b": "One, two, three, four, five"}
+    results, errors = {}, []
+
+    def session(name):
+        try:
+            at = _app(str(gpt2_folder), prompts[name], threshold="0.01")
+            for _ in range(2):
+                at.sidebar.slider(key="threshold").set_value(0.02).run()
+            results[name] = (
+                at.session_state["prompt"],
+                at.query_params["prompt"],
+                _inspect_box(at).options,
+            )
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for name, (prompt, url_prompt, _) in results.items():
+        assert prompt == prompts[name] and url_prompt == prompts[name]
+    assert results["a"][2] != results["b"][2]

@@ -1,0 +1,149 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against the app.
+
+Starts ``streamlit run app.py`` on 127.0.0.1, enters a prompt, clicks a graph node, checks that
+the panel shows logit-lens tokens, saves screenshots and the measured timings (not asserted)
+under ``test-output/`` (or ``$LMTT_TEST_OUTPUT``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PROMPT = (
+    "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and "
+    "Juliet is the sun.\nArise, fair sun, and kill the envious"
+)
+OUTPUT = Path(os.environ.get("LMTT_TEST_OUTPUT", ROOT / "test-output"))
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {proc.stdout.read().decode()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _wait_title(page, text: str, timeout_ms: int = 120_000) -> None:
+    """Wait for the route graph's title (SVG text) to contain ``text``."""
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('.gtitle')].some(e => e.textContent.includes(t))",
+        arg=text,
+        timeout=timeout_ms,
+    )
+
+
+def _wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit finished the current run (its status widget is gone)."""
+    page.wait_for_timeout(150)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )
+
+
+def test_prompt_click_node_shows_lens(server):
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(server)
+        _wait_title(page, "Routes to position")  # the default model is loaded and warm
+
+        prompt_box = page.get_by_label("prompt", exact=True)
+        prompt_box.fill(PROMPT)
+        start = time.perf_counter()
+        prompt_box.press("Control+Enter")
+        _wait_title(page, "'envious'")
+        timings["first_graph_visible_s"] = round(time.perf_counter() - start, 3)
+        _wait_idle(page)
+        timings["first_graph_s"] = round(time.perf_counter() - start, 3)
+
+        slider = page.get_by_role("slider").first
+        slider.focus()
+        start = time.perf_counter()
+        slider.press("ArrowRight")
+        _wait_idle(page)
+        timings["threshold_rerender_s"] = round(time.perf_counter() - start, 3)
+
+        # The last node trace holds the block outputs; the first of its points is a residual
+        # node on the routes. Clicking it selects it and opens its panel.
+        points = page.locator(".scatterlayer .trace").last.locator(".points path")
+        points.last.click(force=True)
+        page.get_by_text("Residual state").first.wait_for(timeout=60_000)
+        _wait_idle(page)
+        panel_text = page.locator("[data-testid='stMain']").inner_text()
+        assert "Logit lens" in panel_text
+        grid = page.locator("[data-testid='stDataFrame']").first
+        grid.wait_for(timeout=30_000)
+        page.screenshot(path=str(OUTPUT / "app-browser.png"), full_page=False)
+        cells = page.locator("[data-testid='stDataFrame'] [role='gridcell']").all_inner_texts()
+        assert any("%" in c for c in cells), cells[:20]  # token probabilities in the lens
+        browser.close()
+    (OUTPUT / "browser-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"browser timings: {timings}")
