@@ -128,7 +128,7 @@ def attention_contributions(
 ) -> AttentionContributions:
     """Section 2 contributions for attention block ``layer`` at ``queries`` (default: all),
     computed in query chunks that fit ``memory_budget_mb``."""
-    q_idx = decompose._index(queries, trace.n_tokens)
+    q_idx = decompose.position_index(queries, trace.n_tokens)
     u = decompose.value_outputs(trace, layer) if u is None else u  # [H, T, d]
     mid, x, A = trace.resid_mid(layer), trace.resid_pre(layer), trace.pattern(layer)
     chunk = _query_chunk(trace, memory_budget_mb)
@@ -159,7 +159,7 @@ class MlpContributions:
 def mlp_contributions(
     trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
 ) -> MlpContributions:
-    p = decompose._index(positions, trace.n_tokens)
+    p = decompose.position_index(positions, trace.n_tokens)
     out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
     raw = torch.stack([residual_proximity(out, out - mid), residual_proximity(out, mid)], dim=1)
     c = normalize(raw, renormalizing_threshold)
@@ -179,7 +179,7 @@ class NeuronContributions:
 def neuron_contributions(
     trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
 ) -> NeuronContributions:
-    p = decompose._index(positions, trace.n_tokens)
+    p = decompose.position_index(positions, trace.n_tokens)
     out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
     a = trace.mlp_post(layer)[p]  # [P, d_mlp]
     W_out = trace.weights.W_out[layer]  # [d_mlp, d]

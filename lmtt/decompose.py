@@ -15,7 +15,7 @@ from lmtt.trace import Trace
 Positions = slice | torch.Tensor | list[int] | int
 
 
-def _index(positions: Positions | None, n: int) -> torch.Tensor:
+def position_index(positions: Positions | None, n: int) -> torch.Tensor:
     """Positions (slice, list, tensor or int) as a 1-D LongTensor of indices < n."""
     if positions is None:
         return torch.arange(n)
@@ -48,14 +48,14 @@ def attention_parts(
     This is the per-source-token, per-head write. Memory is Q*T*H*d floats: chunk ``queries``.
     """
     u = value_outputs(trace, layer) if u is None else u  # [H, T, d]
-    q = _index(queries, trace.n_tokens)
+    q = position_index(queries, trace.n_tokens)
     A = trace.pattern(layer)[:, q, :]  # [H, Q, T]
     return torch.einsum("hqt,htm->qthm", A, u)
 
 
 def head_outputs(trace: Trace, layer: int, positions: Positions | None = None) -> torch.Tensor:
     """Per-head block output sum_j A[h,i,j] u[h,j]  [P, H, d] at the given positions."""
-    q = _index(positions, trace.n_tokens)
+    q = position_index(positions, trace.n_tokens)
     A = trace.pattern(layer)[:, q, :]  # [H, P, T]
     return torch.einsum("hpt,htm->phm", A, value_outputs(trace, layer))
 
@@ -67,7 +67,7 @@ def attention_output(trace: Trace, layer: int) -> torch.Tensor:
 
 def neuron_outputs(trace: Trace, layer: int, positions: Positions | None = None) -> torch.Tensor:
     """Per-neuron MLP write a[i, n] * W_out[n]  [P, d_mlp, d] at the given positions."""
-    q = _index(positions, trace.n_tokens)
+    q = position_index(positions, trace.n_tokens)
     a = trace.mlp_post(layer)[q]  # [P, d_mlp]
     return a[:, :, None] * trace.weights.W_out[layer][None]
 

@@ -7,21 +7,24 @@ import plotly.graph_objects as go
 from lmtt.viz.text import token_label
 
 
-def head_bar_chart(per_head: list[float], title: str, selected: int | None = None) -> go.Figure:
-    """Contribution of each head to one attention block, bars coloured by contribution."""
-    heads = list(range(len(per_head)))
+def contribution_bars(
+    labels: list[str], values: list[float], title: str, colorscale: str, selected: int = -1
+) -> go.Figure:
+    """Bars of contributions, coloured by value; the ``selected`` bar is outlined."""
     fig = go.Figure(
         go.Bar(
-            x=[f"H{h}" for h in heads],
-            y=per_head,
-            customdata=heads,
+            x=labels,
+            y=values,
             marker={
-                "color": per_head,
-                "colorscale": "Oranges",
+                "color": values,
+                "colorscale": colorscale,
                 "cmin": 0,
-                "line": {"width": [3 if h == selected else 0 for h in heads], "color": "black"},
+                "line": {
+                    "width": [3 if i == selected else 0 for i in range(len(values))],
+                    "color": "black",
+                },
             },
-            hovertemplate="head %{customdata}: %{y:.3f}<extra></extra>",
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
         )
     )
     fig.update_layout(
@@ -32,6 +35,14 @@ def head_bar_chart(per_head: list[float], title: str, selected: int | None = Non
         plot_bgcolor="white",
     )
     return fig
+
+
+def head_bar_chart(per_head: list[float], title: str, selected: int | None = None) -> go.Figure:
+    """Contribution of each head to one attention block, bars coloured by contribution."""
+    labels = [f"H{h}" for h in range(len(per_head))]
+    return contribution_bars(
+        labels, per_head, title, "Oranges", -1 if selected is None else selected
+    )
 
 
 def token_heatmap(matrix, tokens: list[str], title: str, colorscale: str = "Blues") -> go.Figure:
@@ -78,19 +89,4 @@ def rank_figure(ranks: list[tuple[str, int]], token: str) -> go.Figure:
 
 
 def neuron_bar_chart(neurons: list[int], values: list[float], title: str) -> go.Figure:
-    fig = go.Figure(
-        go.Bar(
-            x=[f"n{n}" for n in neurons],
-            y=values,
-            marker={"color": values, "colorscale": "Greens", "cmin": 0},
-            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=title,
-        height=300,
-        margin={"t": 50, "b": 40, "l": 50, "r": 10},
-        yaxis_title="contribution",
-        plot_bgcolor="white",
-    )
-    return fig
+    return contribution_bars([f"n{n}" for n in neurons], values, title, "Greens")
