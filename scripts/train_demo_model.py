@@ -192,6 +192,7 @@ def main(argv=None) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         seen += rows[:, :-1].numel()
+        loss = loss.detach()
         bar.set_postfix(loss=f"{float(loss):.3f}", tok_s=f"{seen / (time.time() - t0):,.0f}")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             val = evaluate(model, val_ids, args.n_ctx)
