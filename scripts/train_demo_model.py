@@ -5,9 +5,11 @@
 
 Deterministic for a given seed and thread count. The last 5% of the text is held out for
 validation. To teach the small model in-context copying within a CPU budget, a fraction of the
-training windows (``--repeat-fraction``) are a Shakespeare passage followed by an exact repeat
-of it; validation uses plain text only. Writes a standard Hugging Face folder (config.json,
-model.safetensors, tokenizer.json, tokenizer config) and a model card (README.md).
+training windows (``--repeat-fraction``) hold a run of tokens drawn at random from the corpus
+followed by its exact repeat (a Shakespeare passage would not do: the model memorises those and
+predicts the repeat without copying); validation uses plain text only. Writes a standard
+Hugging Face folder (config.json, model.safetensors, tokenizer.json, tokenizer config) and a
+model card (README.md).
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def unigram_baseline(train_ids, val_ids, vocab: int) -> tuple[float, float]:
 
 
 def batches(ids, n_ctx: int, batch: int, repeat_fraction: float, gen):
-    """Random training windows [batch, n_ctx + 1]; some are a passage and its repeat."""
+    """Random training windows [batch, n_ctx + 1]. In a ``repeat_fraction`` of them a segment
+    is replaced by tokens drawn at random from the corpus followed by their exact repeat: a
+    sequence that cannot be memorised, so only in-context copying predicts its second half."""
     import torch
 
     n_repeat = int(round(batch * repeat_fraction))
@@ -108,7 +112,8 @@ def batches(ids, n_ctx: int, batch: int, repeat_fraction: float, gen):
         for r in range(n_repeat):
             half = int(torch.randint(8, (n_ctx + 1) // 2, (1,), generator=gen))
             offset = int(torch.randint(0, n_ctx + 1 - 2 * half + 1, (1,), generator=gen))
-            seg = rows[r, offset : offset + half].clone()
+            seg = ids[torch.randint(0, len(ids), (half,), generator=gen)]
+            rows[r, offset : offset + half] = seg
             rows[r, offset + half : offset + 2 * half] = seg
         yield rows
 
@@ -263,9 +268,10 @@ def write_card(out: Path, s: dict, args) -> None:
             "training",
             f"{s['steps']} steps x {s['batch_size']} windows of {args.n_ctx} tokens "
             f"({s['tokens_seen']:,} tokens), AdamW, cosine schedule, dropout {args.dropout}, "
-            f"seed {s['seed']}, bf16 autocast {s['bf16']}; {int(100 * s['repeat_fraction'])}% of "
-            "windows hold a passage followed by its exact repeat, so the model learns in-context "
-            "copying",
+            f"seed {s['seed']}, bf16 autocast {s['bf16']}; in "
+            f"{int(100 * s['repeat_fraction'])}% of windows a run of tokens drawn at random "
+            "from the corpus is followed by its exact repeat, so the model learns in-context "
+            "copying (induction heads)",
         ),
         ("command", f"`{s['command']}`"),
         ("time", f"{s['minutes']} min on a {s['machine']} CPU"),

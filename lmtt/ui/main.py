@@ -16,11 +16,16 @@ from lmtt.ui.sidebar import sidebar
 from lmtt.viz.text import token_label
 
 
-def _target_picker(trace) -> int:
+def _target_picker(trace, prompt: str) -> int:
+    """Target position: the last token of a new prompt (a URL's target is kept on first load)."""
     last = trace.n_tokens - 1
+    first_load = st.session_state.get("_target_prompt") is None
+    if st.session_state.get("_target_prompt") != prompt:
+        if not (first_load and "target" in st.session_state):
+            st.session_state["target"] = last
+        st.session_state["_target_prompt"] = prompt
     if not 0 <= st.session_state.get("target", last) <= last:
         st.session_state["target"] = last
-    st.session_state.setdefault("target", last)
     return st.sidebar.selectbox(
         "target token (whose prediction to explain)",
         list(range(trace.n_tokens)),
@@ -78,7 +83,7 @@ def main() -> None:
     except LmttError as e:
         st.error(str(e))
         return
-    target = _target_picker(trace)
+    target = _target_picker(trace, settings.prompt)
     st.query_params.update(
         {
             "model": settings.model,

@@ -132,3 +132,11 @@ def test_two_sessions_see_only_their_own_results(gpt2_folder):
     for name, (prompt, url_prompt, _) in results.items():
         assert prompt == prompts[name] and url_prompt == prompts[name]
     assert results["a"][2] != results["b"][2]
+
+
+def test_new_prompt_resets_target_to_its_last_token(gpt2_folder):
+    at = _app(str(gpt2_folder), PROMPT, target="2")
+    assert at.sidebar.selectbox(key="target").value == 2  # the shared link's target
+    at.sidebar.text_area(key="prompt").set_value("The cat sat on the mat").run()
+    target = at.sidebar.selectbox(key="target")
+    assert target.value == len(target.options) - 1
