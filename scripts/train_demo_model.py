@@ -42,8 +42,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1600)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--repeat-fraction", type=float, default=0.25)
+    p.add_argument("--repeat-fraction", type=float, default=0.5)
     p.add_argument("--dropout", type=float, default=0.1, help="residual and embedding dropout")
+    p.add_argument(
+        "--sinusoidal-init",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="initialise the (trained) position embeddings with sinusoids",
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AMX CPUs)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -88,6 +94,18 @@ def train_tokenizer(text: str, vocab_size: int):
     )
 
 
+def sinusoids(n: int, d: int):
+    """The original Transformer's sinusoidal position encodings [n, d]."""
+    import torch
+
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(-torch.arange(0, d, 2, dtype=torch.float32) * (9.2103 / d))  # 10000^(-2i/d)
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
+
+
 def unigram_baseline(train_ids, val_ids, vocab: int) -> tuple[float, float]:
     """(entropy of the train unigram distribution, its cross-entropy on validation) in nats."""
     import torch
@@ -100,9 +118,9 @@ def unigram_baseline(train_ids, val_ids, vocab: int) -> tuple[float, float]:
 
 
 def batches(ids, n_ctx: int, batch: int, repeat_fraction: float, gen):
-    """Random training windows [batch, n_ctx + 1]. In a ``repeat_fraction`` of them a segment
-    is replaced by tokens drawn at random from the corpus followed by their exact repeat: a
-    sequence that cannot be memorised, so only in-context copying predicts its second half."""
+    """Random training windows [batch, n_ctx + 1]. In a ``repeat_fraction`` of them, from a
+    random point on, a run of 8-64 tokens drawn at random from the corpus repeats until the
+    window ends: a sequence that cannot be memorised, so only in-context copying predicts it."""
     import torch
 
     n_repeat = int(round(batch * repeat_fraction))
@@ -110,11 +128,11 @@ def batches(ids, n_ctx: int, batch: int, repeat_fraction: float, gen):
         starts = torch.randint(0, len(ids) - n_ctx - 1, (batch,), generator=gen)
         rows = torch.stack([ids[s : s + n_ctx + 1] for s in starts.tolist()])
         for r in range(n_repeat):
-            half = int(torch.randint(8, (n_ctx + 1) // 2, (1,), generator=gen))
-            offset = int(torch.randint(0, n_ctx + 1 - 2 * half + 1, (1,), generator=gen))
-            seg = ids[torch.randint(0, len(ids), (half,), generator=gen)]
-            rows[r, offset : offset + half] = seg
-            rows[r, offset + half : offset + 2 * half] = seg
+            length = int(torch.randint(8, 65, (1,), generator=gen))
+            offset = int(torch.randint(0, (n_ctx + 1) // 2, (1,), generator=gen))
+            seg = ids[torch.randint(0, len(ids), (length,), generator=gen)]
+            span = n_ctx + 1 - offset
+            rows[r, offset:] = seg.repeat(span // length + 1)[:span]
         yield rows
 
 
@@ -170,6 +188,9 @@ def main(argv=None) -> None:
         attn_pdrop=0.0,
     )
     model = GPT2LMHeadModel(config)
+    if args.sinusoidal_init:
+        with torch.no_grad():  # trained afterwards; sinusoids make relative offsets easy to learn
+            model.transformer.wpe.weight.copy_(0.1 * sinusoids(args.n_ctx, args.d_model))
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, args.steps // 20)
