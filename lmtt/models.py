@@ -28,6 +28,7 @@ from lmtt.errors import (
     ModelNotFoundError,
     UnsupportedArchitectureError,
 )
+from lmtt.tokens import byte_level_text
 
 # model_type (config.json) -> family name. Sequential pre-norm decoders only (DESIGN.md §1).
 SUPPORTED_FAMILIES = {
@@ -143,7 +144,7 @@ class LoadedModel:
         if partial:  # byte-level pieces of a multi-byte character: show their bytes
             raw = self.tokenizer.convert_ids_to_tokens(partial)
             for i, piece in zip(partial, raw, strict=True):
-                strs[i] = _byte_level_text(piece, strs[i])
+                strs[i] = byte_level_text(piece, strs[i])
         return tuple(strs) + tuple(f"<id {i}>" for i in range(n_tok, self.dims.d_vocab))
 
     def hook_name(self, kind: str, layer: int | None = None) -> str:
@@ -177,25 +178,6 @@ class LoadedModel:
     def active_hook_count(self) -> int:
         """How many hooks are attached right now (0 outside of a call)."""
         return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in self._bridge.hook_dict.values())
-
-
-_BYTE_DECODER: dict[str, int] = {}
-
-
-def _byte_level_text(piece: str | None, fallback: str) -> str:
-    """Decode a byte-level BPE piece, showing bytes that are not valid UTF-8 as \\xNN."""
-    if not _BYTE_DECODER:
-        bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-        cs, extra = bs[:], 0
-        for b in range(256):
-            if b not in bs:
-                bs.append(b)
-                cs.append(256 + extra)
-                extra += 1
-        _BYTE_DECODER.update({chr(c): b for b, c in zip(bs, cs, strict=True)})
-    if piece is None or any(ch not in _BYTE_DECODER for ch in piece):
-        return fallback
-    return bytes(_BYTE_DECODER[ch] for ch in piece).decode("utf-8", errors="backslashreplace")
 
 
 def _read_dims(bridge, model_type: str) -> ModelDims:
