@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--n-ctx", type=int, default=256)
-    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--repeat-fraction", type=float, default=0.5)
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AMX CPUs)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=500)
     return p.parse_args(argv)
 
 
@@ -289,15 +289,16 @@ def write_card(out: Path, s: dict, args) -> None:
             "training",
             f"{s['steps']} steps x {s['batch_size']} windows of {args.n_ctx} tokens "
             f"({s['tokens_seen']:,} tokens), AdamW, cosine schedule, dropout {args.dropout}, "
-            f"seed {s['seed']}, bf16 autocast {s['bf16']}; in "
-            f"{int(100 * s['repeat_fraction'])}% of windows a run of tokens drawn at random "
-            "from the corpus is followed by its exact repeat, so the model learns in-context "
-            "copying (induction heads)",
+            f"seed {s['seed']}, bf16 autocast {s['bf16']}; position embeddings initialised "
+            f"with sinusoids (then trained); in {int(100 * s['repeat_fraction'])}% of windows, "
+            "from a random point on, a run of 8-64 tokens drawn at random from the corpus "
+            "repeats to the end of the window, so the model learns in-context copying "
+            "(induction heads)",
         ),
         ("command", f"`{s['command']}`"),
         ("time", f"{s['minutes']} min on a {s['machine']} CPU"),
         ("final train loss", f"{s['train_loss']:.3f} nats/token (plain training text)"),
-        ("final validation loss", f"{s['val_loss']:.3f} nats/token"),
+        ("final validation loss", f"{s['val_loss']:.3f} nats/token (first 64 windows)"),
         (
             "unigram baseline",
             f"{s['unigram_val_cross_entropy']:.3f} nats/token on validation "
