@@ -173,12 +173,6 @@ class RouteGraph:
                 g.edges[e.source, e.target]["heads"] = list(e.heads)
         return g
 
-    def edges_by_layer(self) -> dict[int, list[Edge]]:
-        out: dict[int, list[Edge]] = {}
-        for e in self.edges:
-            out.setdefault(e.target.layer, []).append(e)
-        return out
-
 
 class _LazyContributions:
     """Computes each block's contributions only for the positions asked for."""

@@ -146,10 +146,6 @@ def top_neurons(trace: Trace, layer: int, position: int, n: int = 10, k: int = 1
     ]
 
 
-def _state_logits(trace: Trace, resid: torch.Tensor, apply_norm: bool) -> torch.Tensor:
-    return lens_logits(trace, resid, apply_norm=apply_norm)
-
-
 def previous_state(trace: Trace, node) -> torch.Tensor | None:
     """The residual state before the block that produced ``node`` (None for the embedding)."""
     if node.kind == "embed":
@@ -169,10 +165,10 @@ class RankedToken:
 def lens_with_rank_change(trace: Trace, node, k: int = 10, apply_norm: bool = True):
     """Top-k tokens of a residual node's logit lens, each with how many ranks it gained (+) or
     lost (-) relative to the residual state before that block."""
-    logits = _state_logits(trace, node_state(trace, node), apply_norm)
+    logits = lens_logits(trace, node_state(trace, node), apply_norm)
     result = top_tokens(trace, logits, k)
     prev = previous_state(trace, node)
-    prev_logits = None if prev is None else _state_logits(trace, prev, apply_norm)
+    prev_logits = None if prev is None else lens_logits(trace, prev, apply_norm)
     out = []
     for rank, s in enumerate(result.top):
         change = None
@@ -190,6 +186,6 @@ def token_rank_by_layer(trace: Trace, position: int, token_id: int, apply_norm: 
     for layer in range(trace.n_layers):
         labels += [f"L{layer} attn", f"L{layer}"]
         states += [trace.resid_mid(layer)[position], trace.resid_post(layer)[position]]
-    logits = _state_logits(trace, torch.stack(states), apply_norm)  # [S, V]
+    logits = lens_logits(trace, torch.stack(states), apply_norm)  # [S, V]
     ranks = (logits > logits[:, token_id : token_id + 1]).sum(dim=-1)
     return list(zip(labels, ranks.tolist(), strict=True))

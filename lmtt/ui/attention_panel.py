@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lmtt import contributions as C
 from lmtt.lens import head_tokens
 from lmtt.trace import Trace
 from lmtt.ui.cache import get_layer_contributions
@@ -27,8 +26,8 @@ def token_table(result) -> pd.DataFrame:
 def attention_panel(trace: Trace, trace_key, layer: int, pos: int, renorm) -> None:
     token = token_label(trace.token_strs[pos])
     st.subheader(f"Attention block L{layer} at position {pos} '{token}'")
-    block = C.attention_contributions(trace, layer, [pos], renorm)
-    per_head = block.per_head[0].tolist()
+    full = get_layer_contributions(trace_key, layer, renorm, trace)  # every query of the layer
+    per_head = full.heads[pos].sum(dim=0).tolist()
     best = max(range(len(per_head)), key=per_head.__getitem__)
     head = st.selectbox(
         "head",
@@ -39,11 +38,10 @@ def attention_panel(trace: Trace, trace_key, layer: int, pos: int, renorm) -> No
     )
     st.plotly_chart(
         head_bar_chart(
-            per_head, f"Head contributions (residual {float(block.residual[0]):.3f})", head
+            per_head, f"Head contributions (residual {float(full.residual[pos]):.3f})", head
         ),
         key="head_bars",
     )
-    full = get_layer_contributions(trace_key, layer, renorm, trace)
     left, right = st.columns(2)
     with left:
         st.plotly_chart(
