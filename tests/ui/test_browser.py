@@ -152,3 +152,41 @@ def test_prompt_click_node_shows_lens(server):
         browser.close()
     (OUTPUT / "browser-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(f"browser timings: {timings}")
+
+
+def test_two_browser_sessions_at_once_see_their_own_prompts(server):
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    prompts = {
+        "romeo": "ROMEO:\nIt is the east, and Juliet is the",
+        "king": "KING RICHARD III:\nNow is the",
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        pages = {}
+        for name, prompt in prompts.items():  # two contexts: two independent sessions
+            page = browser.new_context().new_page()
+            page.goto(f"{server}/?prompt={quote(prompt)}")
+            pages[name] = page
+        for page in pages.values():
+            _wait_title(page, "Routes to position")
+            _wait_idle(page)
+        titles = {
+            name: page.evaluate("() => document.querySelector('.gtitle').textContent")
+            for name, page in pages.items()
+        }
+        assert "'␣the' →" in titles["romeo"] and "'␣the' →" in titles["king"]
+        assert "Juliet" in pages["romeo"].get_by_label("prompt", exact=True).input_value()
+        assert "RICHARD" in pages["king"].get_by_label("prompt", exact=True).input_value()
+        # Changing one session's threshold leaves the other untouched.
+        slider = pages["romeo"].get_by_role("slider").first
+        slider.focus()
+        for _ in range(20):
+            slider.press("ArrowRight")
+        _wait_idle(pages["romeo"])
+        king_title = pages["king"].evaluate("() => document.querySelector('.gtitle').textContent")
+        assert king_title == titles["king"]
+        assert "threshold=0.04" in pages["king"].url or "threshold" not in pages["king"].url
+        browser.close()
