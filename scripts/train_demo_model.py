@@ -178,6 +178,7 @@ def main(argv=None) -> None:
     config = GPT2Config(
         vocab_size=vocab,
         n_positions=args.n_ctx,
+        n_ctx=args.n_ctx,  # transformers 5 no longer writes it; readers of config.json expect it
         n_embd=args.d_model,
         n_layer=args.layers,
         n_head=args.heads,

@@ -20,6 +20,11 @@ def demo():
 
 
 def test_demo_model_is_the_default_and_loads(demo):
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(demo.source) / "config.json").read_text())
+    assert config["n_ctx"] == config["n_positions"] == 256
     d = demo.dims
     assert (d.family, d.n_layers, d.n_heads, d.d_model, d.n_ctx) == ("GPT-2", 4, 8, 256, 256)
 

@@ -1,6 +1,7 @@
 """scripts/train_demo_model.py refuses bad input before doing any work."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -68,5 +69,6 @@ def test_tiny_training_run_writes_a_loadable_folder(train, tmp_path, shared_data
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
         assert (out / name).is_file()
     assert "validation loss" in (out / "README.md").read_text()
+    assert json.loads((out / "config.json").read_text())["n_ctx"] == 32
     model = load_model(str(out), device="cpu")
     assert model.dims.n_ctx == 32 and run_trace(model, "ROMEO:").n_tokens > 1
