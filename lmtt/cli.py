@@ -105,10 +105,8 @@ def cmd_routes(args) -> int:
     ):
         table.add_column(col, justify=justify)
     for edge in reversed(graph.edges):
-        head = ""
-        if edge.heads:
-            h = max(range(len(edge.heads)), key=edge.heads.__getitem__)
-            head = f"h{h} {edge.heads[h]:.3f}"
+        h = edge.top_head
+        head = "" if h is None else f"h{h} {edge.heads[h]:.3f}"
         table.add_row(
             str(edge.target.layer),
             edge.kind,

@@ -50,17 +50,26 @@ def _proximity_kernel(y, scales, vecs, vec_norms, limits, eps, out):  # pragma: 
             out[b, g, k] = raw if raw > eps else eps
 
 
-def proximity(y, scales, vecs, limits=None, eps: float = EPS) -> torch.Tensor:
+def part_norms(vecs: torch.Tensor) -> torch.Tensor:
+    """||w_k||_1 of the part directions vecs [G, K, d] -> [G, K] (for the eps bound)."""
+    return vecs.detach().float().abs().sum(dim=-1)
+
+
+def proximity(
+    y, scales, vecs, limits=None, eps: float = EPS, vec_norms: torch.Tensor | None = None
+) -> torch.Tensor:
     """Raw L1 proximities [B, G, K] of parts ``scales[b,g,k] * vecs[g,k]`` to wholes ``y[b]``.
 
     y [B, d], scales [B, G, K], vecs [G, K, d]; ``limits[b]`` (default K-1) is the last k
-    computed for row b (causal mask); later entries are 0.
+    computed for row b (causal mask); later entries are 0. ``vec_norms`` [G, K] can be passed
+    when the same vecs serve several calls (query chunks).
     """
     B, G, K = scales.shape
     y_np = np.ascontiguousarray(y.detach().float().numpy())
     s_np = np.ascontiguousarray(scales.detach().float().numpy())
     v_np = np.ascontiguousarray(vecs.detach().float().numpy())
-    norms = np.ascontiguousarray(np.abs(v_np).sum(axis=-1, dtype=np.float32))
+    norms = part_norms(vecs) if vec_norms is None else vec_norms
+    norms = np.ascontiguousarray(norms.detach().float().numpy())
     lim = np.full(B, K - 1, dtype=np.int64) if limits is None else np.asarray(limits, np.int64)
     out = np.zeros((B, G, K), dtype=np.float32)
     _proximity_kernel(y_np, s_np, v_np, norms, lim, np.float32(eps), out)
@@ -130,6 +139,7 @@ def attention_contributions(
     computed in query chunks that fit ``memory_budget_mb``."""
     q_idx = decompose.position_index(queries, trace.n_tokens)
     u = decompose.value_outputs(trace, layer) if u is None else u  # [H, T, d]
+    u_norms = part_norms(u)  # [H, T], shared by every chunk
     mid, x, A = trace.resid_mid(layer), trace.resid_pre(layer), trace.pattern(layer)
     chunk = _query_chunk(trace, memory_budget_mb)
     heads = [torch.zeros(0, trace.n_tokens, trace.dims.n_heads)]
@@ -137,7 +147,8 @@ def attention_contributions(
     for start in range(0, len(q_idx), chunk):
         q = q_idx[start : start + chunk]
         y = mid[q]  # [Q, d]
-        raw = proximity(y, A[:, q, :].transpose(0, 1), u, limits=q)  # [Q, H, T]
+        scales = A[:, q, :].transpose(0, 1)  # [Q, H, T]
+        raw = proximity(y, scales, u, limits=q, vec_norms=u_norms)  # [Q, H, T]
         raw_res = residual_proximity(y, x[q])  # [Q]
         raw = torch.cat([raw.transpose(1, 2).reshape(len(q), -1), raw_res[:, None]], dim=1)
         c = normalize(raw, renormalizing_threshold)

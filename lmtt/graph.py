@@ -86,6 +86,13 @@ class Edge:
     def id(self) -> str:
         return f"{self.source.id}>{self.target.id}>{self.kind}"
 
+    @property
+    def top_head(self) -> int | None:
+        """The head carrying most of an attention edge (None for other edges)."""
+        if not self.heads:
+            return None
+        return max(range(len(self.heads)), key=self.heads.__getitem__)
+
     def to_json(self) -> dict:
         d = {
             "source": self.source.to_json(),

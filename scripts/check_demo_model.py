@@ -68,18 +68,20 @@ def induction_scores(model, n: int = 50, seeds: int = 10) -> torch.Tensor:
     return scores
 
 
-def copy_edge_weights(model, layer: int, n: int, seeds: int = 5) -> torch.Tensor:
-    """Weight of the edge copy source -> block ``layer`` at every second-copy token."""
+def copy_edge_weights(model, layers: list[int], n: int, seeds: int = 5) -> dict:
+    """Per layer, the weight of the edge copy source -> that block at every second-copy token
+    of ``seeds`` repeated sequences (each sequence traced once for all layers)."""
     from lmtt.contributions import attention_contributions
     from lmtt.trace import run_trace
 
-    out = []
+    out: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     targets = torch.arange(1 + n + 1, 1 + 2 * n)
     for seed in range(seeds):
         trace = run_trace(model, repeated_sequence(model, n, seed))
-        sources = attention_contributions(trace, layer, targets).sources
-        out.append(sources[torch.arange(len(targets)), targets - n + 1])
-    return torch.cat(out)
+        for layer in layers:
+            sources = attention_contributions(trace, layer, targets).sources
+            out[layer].append(sources[torch.arange(len(targets)), targets - n + 1])
+    return {layer: torch.cat(weights) for layer, weights in out.items()}
 
 
 def main() -> int:
@@ -165,8 +167,8 @@ def main() -> int:
         "5 random repeated sequences (threshold 0.04):",
         "",
     ]
-    for lay in sorted({layer, *[i for i in range(model.dims.n_layers) if scores[i].max() > 0.3]}):
-        weights = copy_edge_weights(model, lay, n)
+    induction_layers = {i for i in range(model.dims.n_layers) if scores[i].max() > 0.3}
+    for lay, weights in copy_edge_weights(model, sorted({layer, *induction_layers}), n).items():
         lines.append(
             f"  - block L{lay} (best head score {float(scores[lay].max()):.2f}): "
             f"median edge weight {float(weights.median()):.3f}, above 0.04 for "

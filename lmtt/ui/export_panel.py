@@ -19,9 +19,7 @@ def edges_table(graph: RouteGraph) -> pd.DataFrame:
                 "source_token": graph.tokens[e.source.pos],
                 "target": e.target.id,
                 "target_token": graph.tokens[e.target.pos],
-                "top_head": None
-                if not e.heads
-                else max(range(len(e.heads)), key=e.heads.__getitem__),
+                "top_head": e.top_head,
             }
             for e in graph.edges
         ]
