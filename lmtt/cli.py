@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")
     p.set_defaults(func=cmd_routes)
+
+    from lmtt.cli_index import add_commands
+
+    add_commands(sub, _add_model_args)
     return parser
 
 

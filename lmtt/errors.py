@@ -49,3 +49,7 @@ class EmptyRoutesError(RouteError):
     def __init__(self, message: str, max_threshold: float):
         super().__init__(message)
         self.max_threshold = max_threshold
+
+
+class NeuronIndexError(LmttError):
+    """A neuron-index job, folder or query problem (foreign folder, neuron out of range, ...)."""

@@ -165,15 +165,27 @@ class LoadedModel:
 
         Activations lose their batch dimension and are float32 on the CPU.
         """
-        device = torch.device(self.device)
+        logits, acts = self.run_batch_capture(tokens.unsqueeze(0), hook_names)
+        return logits[0], {k: v[0] for k, v in acts.items()}
+
+    def run_batch_capture(
+        self, tokens: torch.Tensor, hook_names: list[str], keep_logits: bool = True
+    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """One forward pass on tokens [B, T]: logits [B, T, V] (or None) and the named
+        activations [B, T, ...], float32 on the CPU."""
         with self._lock, torch.inference_mode():
             logits, cache = self._bridge.run_with_cache(
-                tokens.unsqueeze(0).to(device),
+                tokens.to(torch.device(self.device)),
                 names_filter=list(hook_names),
                 return_cache_object=False,
             )
-        acts = {k: v[0].float().cpu() for k, v in cache.items()}
-        return logits[0].float().cpu(), acts
+        acts = {k: v.float().cpu() for k, v in cache.items()}
+        return (logits.float().cpu() if keep_logits else None), acts
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Plain forward pass, no hooks: logits [B, T, V] on the model's device."""
+        with torch.inference_mode():
+            return self._bridge(tokens.to(torch.device(self.device)))
 
     def active_hook_count(self) -> int:
         """How many hooks are attached right now (0 outside of a call)."""

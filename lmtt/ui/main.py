@@ -43,13 +43,13 @@ def _inspect(selection: str, trace, trace_key, settings) -> None:
         if kind == "attention":
             attention_panel(trace, trace_key, node.layer, node.pos, renorm)
         elif kind == "mlp":
-            mlp_panel(trace, node.layer, node.pos)
+            mlp_panel(trace, node.layer, node.pos, settings.neuron_index)
         else:
             residual_panel(trace, node, target_token, settings.final_norm)
         return
     node = Node.from_id(selection)
     if node.kind == "mlp":
-        mlp_panel(trace, node.layer, node.pos)
+        mlp_panel(trace, node.layer, node.pos, settings.neuron_index)
     elif node.kind == "attn_out":
         tabs = st.tabs(["attention block", "residual state"])
         with tabs[0]:
@@ -91,6 +91,7 @@ def main() -> None:
             "threshold": f"{settings.threshold:g}",
             "target": str(target),
         }
+        | ({"index": settings.neuron_index} if settings.neuron_index else {})
     )
     try:
         graph = get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)

@@ -8,11 +8,12 @@ import streamlit as st
 from lmtt.lens import top_neurons
 from lmtt.trace import Trace
 from lmtt.ui.attention_panel import token_table
+from lmtt.ui.neuron_examples_panel import neuron_examples_panel
 from lmtt.viz.charts import neuron_bar_chart
 from lmtt.viz.text import token_label
 
 
-def mlp_panel(trace: Trace, layer: int, pos: int) -> None:
+def mlp_panel(trace: Trace, layer: int, pos: int, index_folder: str = "") -> None:
     st.subheader(f"MLP block L{layer} at position {pos} '{token_label(trace.token_strs[pos])}'")
     views = top_neurons(trace, layer, pos, n=20, k=10)
     st.plotly_chart(
@@ -41,3 +42,4 @@ def mlp_panel(trace: Trace, layer: int, pos: int) -> None:
         "suppresses at this position"
     )
     st.dataframe(token_table(view.tokens), hide_index=True, key="neuron_tokens")
+    neuron_examples_panel(index_folder, trace.model_name, layer, neuron)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class Settings:
     threshold: float
     renormalize: bool
     final_norm: bool
+    neuron_index: str = ""
 
 
 def example_prompts() -> list[str]:
@@ -49,6 +51,7 @@ def _init_from_url() -> None:
         st.session_state["threshold"] = 0.04
     if "target" in q and q["target"].lstrip("-").isdigit():
         st.session_state["target"] = int(q["target"])
+    st.session_state["neuron_index"] = q.get("index", os.environ.get("LMTT_NEURON_INDEX", ""))
     if "sel" in q:
         st.session_state["selection"] = q["sel"]
 
@@ -120,4 +123,10 @@ def sidebar() -> Settings:
         help="zero contributions below the threshold, renormalise the rest",
     )
     final_norm = sb.toggle("apply final norm before unembedding", value=True, key="final_norm")
-    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm)
+    sb.header("Neuron index")
+    index = sb.text_input(
+        "index folder",
+        key="neuron_index",
+        help="a folder written by `lmtt index-neurons` (or set LMTT_NEURON_INDEX)",
+    ).strip()
+    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index)

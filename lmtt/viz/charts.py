@@ -90,3 +90,12 @@ def rank_figure(ranks: list[tuple[str, int]], token: str) -> go.Figure:
 
 def neuron_bar_chart(neurons: list[int], values: list[float], title: str) -> go.Figure:
     return contribution_bars([f"n{n}" for n in neurons], values, title, "Greens")
+
+
+def tag_histogram(counts: dict[str, int], title: str) -> go.Figure:
+    """Bar chart of tag counts (e.g. UPOS), most frequent first."""
+    tags = sorted(counts, key=lambda t: (-counts[t], t))
+    fig = go.Figure(go.Bar(x=tags, y=[counts[t] for t in tags], marker_color="#4C78A8"))
+    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(title="examples")
+    return fig

@@ -129,3 +129,29 @@ def test_new_prompt_resets_target_to_its_last_token(gpt2_folder):
     at.sidebar.text_area(key="prompt").set_value("The cat sat on the mat").run()
     target = at.sidebar.selectbox(key="target")
     assert target.value == len(target.options) - 1
+
+
+def test_mlp_panel_shows_top_corpus_examples_from_an_index(gpt2_folder, shared_data, tmp_path):
+    from lmtt.cli import main as cli
+
+    corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
+    index = tmp_path / "index"
+    argv = ["index-neurons", "--model", str(gpt2_folder), "--corpus", str(corpus)]
+    assert cli([*argv, "--out", str(index), "--max-tokens", "800", "--quiet"]) == 0
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.02")
+    _inspect_box(at).set_value(_last(at, "mlp")).run()
+    assert any("No neuron index" in c.value for c in at.caption)
+    at.sidebar.text_input(key="neuron_index").set_value(str(index)).run()
+    assert not at.exception and at.query_params["index"] == str(index)
+    layer, pos = map(int, _last(at, "mlp").split(":")[1:])
+    neuron = at.selectbox(key=f"neuron_{layer}_{pos}")
+    assert any(f"Top corpus examples of L{layer} N{neuron.value}" in m.value for m in at.markdown)
+    shown = next(d.value for d in at.dataframe if "before" in d.value.columns)
+    from lmtt.store import open_index
+
+    want = open_index(index).top_examples(layer, neuron.value)
+    assert list(shown["activation"]) == [round(e.activation, 3) for e in want]
+    assert list(shown["token"]) == [e.token for e in want]
+    assert at.get("plotly_chart")  # includes the UPOS histogram of the examples
+    at.sidebar.text_input(key="neuron_index").set_value(str(tmp_path)).run()
+    assert any("not a neuron index" in w.value for w in at.warning)
