@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")
     p.set_defaults(func=cmd_routes)
 
-    from lmtt.cli_index import add_commands
+    from lmtt import cli_attention, cli_index
 
-    add_commands(sub, _add_model_args)
+    cli_index.add_commands(sub, _add_model_args)
+    cli_attention.add_commands(sub, _add_model_args)
     return parser
 
 

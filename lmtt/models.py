@@ -42,11 +42,12 @@ REFUSED_FAMILIES = {
     "gpt_neox": "GPT-NeoX / Pythia run attention and MLP in parallel",
     "phi": "Phi runs attention and MLP in parallel",
     "falcon": "Falcon runs attention and MLP in parallel",
-    "bert": "BERT is an encoder (bidirectional attention, post-norm)",
     "roberta": "RoBERTa is an encoder (bidirectional attention, post-norm)",
     "t5": "T5 is an encoder-decoder",
     "bart": "BART is an encoder-decoder",
 }
+# Encoders: attention views, masked-LM and context search; no information-flow graph yet.
+ENCODER_FAMILIES = {"bert": "BERT"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 WEIGHT_FILES = (
     "model.safetensors",
@@ -63,6 +64,8 @@ _HOOKS = {
     "resid_mid": "blocks.{layer}.hook_resid_mid",
     "resid_post": "blocks.{layer}.hook_resid_post",
     "pattern": "blocks.{layer}.attn.hook_pattern",
+    "q": "blocks.{layer}.attn.hook_q",
+    "k": "blocks.{layer}.attn.hook_k",
     "v": "blocks.{layer}.attn.hook_v",
     "mlp_post": "blocks.{layer}.mlp.hook_post",
     "ln1_scale": "blocks.{layer}.ln1.hook_scale",
@@ -120,8 +123,12 @@ class LoadedModel:
         self._bridge = bridge
         self._lock = threading.Lock()
         self.tokenizer = bridge.tokenizer
+        self.model_type = model_type
         self.dims = _read_dims(bridge, model_type)
-        self.weights = _read_weights(bridge, self.dims)
+        self.is_encoder = model_type in ENCODER_FAMILIES
+        archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
+        self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
+        self.weights = None if self.is_encoder else _read_weights(bridge, self.dims)
 
     def __repr__(self) -> str:
         d = self.dims
@@ -196,7 +203,7 @@ def _read_dims(bridge, model_type: str) -> ModelDims:
     cfg = bridge.cfg
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     return ModelDims(
-        family=SUPPORTED_FAMILIES.get(model_type, model_type),
+        family={**SUPPORTED_FAMILIES, **ENCODER_FAMILIES}.get(model_type, model_type),
         n_layers=int(cfg.n_layers),
         n_heads=int(cfg.n_heads),
         n_kv_heads=int(n_kv),
@@ -277,12 +284,13 @@ def resolve_dtype(dtype: str) -> torch.dtype:
 
 
 def check_architecture(model_type: str, where: str) -> None:
-    if model_type in SUPPORTED_FAMILIES:
+    if model_type in SUPPORTED_FAMILIES or model_type in ENCODER_FAMILIES:
         return
     reason = REFUSED_FAMILIES.get(model_type, f"architecture {model_type!r} is not supported")
     raise UnsupportedArchitectureError(
         f"{where}: {reason}, which lmtt's residual decomposition does not handle yet. "
-        f"Supported families: {supported_families_text()} (sequential pre-norm decoders)."
+        f"Supported families: {supported_families_text()} (sequential pre-norm decoders), "
+        "and BERT encoders for the attention views."
     )
 
 

@@ -130,3 +130,77 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+BERT_WORDS = [
+    "the",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    "a",
+    "an",
+    "is",
+    "was",
+    "ran",
+    "to",
+    "of",
+    "and",
+    "in",
+    "it",
+    "he",
+    "she",
+    "they",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "house",
+    "tree",
+    "car",
+    "book",
+    ".",
+    ",",
+    "!",
+    "?",
+]
+
+
+def make_tiny_bert(folder: str | Path, n_layers: int = 2, seed: int = 0) -> Path:
+    """A tiny random ``BertForMaskedLM`` folder with a small WordPiece vocabulary (for the
+    masked-LM and encoder tests)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *BERT_WORDS, "##s", "##ed"]
+    ids = {w: i for i, w in enumerate(vocab)}
+    tok = Tokenizer(models.WordPiece(ids, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tok.decoder = decoders.WordPiece()
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertForMaskedLM(config).eval().save_pretrained(folder)
+    return folder

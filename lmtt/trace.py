@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import torch
 
-from lmtt.errors import NonFiniteActivationError, PromptError
+from lmtt.errors import NonFiniteActivationError, PromptError, UnsupportedArchitectureError
 from lmtt.models import LoadedModel, ModelDims, ModelWeights
 
 PER_LAYER_KINDS = (
@@ -141,6 +141,13 @@ def run_trace(
     capture: Iterable[str] = DEFAULT_CAPTURE,
 ) -> Trace:
     """Run one forward pass and record what the analysis needs (``capture`` kinds)."""
+    if model.is_encoder:
+        raise UnsupportedArchitectureError(
+            f"{model.name} is a {model.dims.family} encoder: the information-flow graph and "
+            "logit lens are not supported for encoders yet (bidirectional, post-norm). Use the "
+            "attention views (head view, model view, q.k, query-key map), `lmtt mask` and "
+            "context search, which all work for encoders."
+        )
     tokens = prepare_tokens(model, prompt)
     capture = frozenset(capture)
     unknown = capture - DEFAULT_CAPTURE

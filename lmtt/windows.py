@@ -45,13 +45,14 @@ class Window:
         return len(self.rows.token_index)
 
 
-def word_tags(doc: Document, offsets: list[tuple[int, int]]) -> list[str | None]:
-    """The UPOS tag of the word each token (given by its character span) falls in.
+def word_index(doc: Document, offsets: list[tuple[int, int]]) -> list[int | None]:
+    """The index of the word each token (given by its character span) falls in.
 
-    Words are located in order in the document text; a token that overlaps no word (a space)
-    or a document whose words cannot be found in its text gets None.
+    Words are located in order in the document text; a token that overlaps no word (a space,
+    a special token with an empty span) or a document whose words cannot be found in its text
+    gets None.
     """
-    if doc.words is None or doc.upos is None:
+    if doc.words is None:
         return [None] * len(offsets)
     spans, at = [], 0
     for word in doc.words:
@@ -60,14 +61,21 @@ def word_tags(doc: Document, offsets: list[tuple[int, int]]) -> list[str | None]
             return [None] * len(offsets)
         spans.append((start, start + len(word)))
         at = start + len(word)
-    tags: list[str | None] = []
+    found: list[int | None] = []
     w = 0
     for start, end in offsets:
         while w < len(spans) and spans[w][1] <= start:
             w += 1
-        overlaps = w < len(spans) and spans[w][0] < end
-        tags.append(doc.upos[w] if overlaps else None)
-    return tags
+        overlaps = end > start and w < len(spans) and spans[w][0] < end
+        found.append(w if overlaps else None)
+    return found
+
+
+def word_tags(doc: Document, offsets: list[tuple[int, int]]) -> list[str | None]:
+    """The UPOS tag of the word each token falls in (see :func:`word_index`)."""
+    if doc.upos is None:
+        return [None] * len(offsets)
+    return [None if w is None else doc.upos[w] for w in word_index(doc, offsets)]
 
 
 def _tokenized(docs: Iterable[Document], tokenizer) -> Iterator[tuple[Document, list, list]]:

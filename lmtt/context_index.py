@@ -1,0 +1,204 @@
+"""Corpus context search (exBERT): which corpus tokens have a hidden state like this one?
+
+``build_context_index`` streams a corpus one document at a time, runs the model, and appends
+every (non-special) token's residual state at each chosen layer, L2-normalised and float16, to
+``layer-L.f16`` (a flat [n, d_model] array); token metadata (document, sentence, position,
+token, UPOS and dependency relation for CoNLL-U) goes to ``tokens.parquet``. ``search`` is an
+exact inner-product (cosine) search over the memory-mapped array in chunks, so neither the
+corpus nor the index has to fit in memory. Layer l is the residual stream before block l
+(0 = embeddings, n_layers = the final state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmtt.attention_trace import capture_attention
+from lmtt.corpus import ReadReport, read_corpus
+from lmtt.errors import LmttError
+from lmtt.windows import word_index
+
+SCHEMA_VERSION = 1
+META = "lmtt-contexts.json"
+
+
+class ContextIndexError(LmttError):
+    """A context-index folder or query problem."""
+
+
+def _aligned(model, doc):
+    """(token ids [T], is_special [T], word index per token) for one document."""
+    enc = model.tokenizer(
+        doc.text, return_offsets_mapping=True, return_special_tokens_mask=True, truncation=True,
+        max_length=model.dims.n_ctx,
+    )  # fmt: skip
+    ids = torch.tensor(enc["input_ids"])
+    special = torch.tensor(enc["special_tokens_mask"], dtype=torch.bool)
+    return ids, special, word_index(doc, enc["offset_mapping"])
+
+
+def build_context_index(
+    model,
+    corpus: str | Path,
+    out: str | Path,
+    layers: list[int] | None = None,
+    max_tokens: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Index the corpus; returns the metadata written to ``lmtt-contexts.json``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise ContextIndexError(f"{folder} is not empty: pass a new or empty --out folder.")
+    L = model.dims.n_layers
+    layers = list(range(L + 1)) if layers is None else sorted(set(layers))
+    if not layers or not all(0 <= x <= L for x in layers):
+        raise ContextIndexError(f"Layers must be in 0..{L} (0 = embeddings), not {layers}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {x: open(folder / f"layer-{x}.f16", "wb") for x in layers}  # noqa: SIM115
+    rows: dict[str, list] = {k: [] for k in ("doc_id", "sentence", "position", "token")}
+    rows |= {"upos": [], "deprel": []}
+    report, n = ReadReport(), 0
+    bar = tqdm(desc="context index", unit="tok", unit_scale=True, disable=not progress)
+    try:
+        for doc in read_corpus(corpus, report):
+            ids, special, words = _aligned(model, doc)
+            keep = (~special).nonzero().flatten()
+            if max_tokens is not None:
+                keep = keep[: max_tokens - n]
+            if len(keep) == 0:
+                continue
+            at = capture_attention(model, ids, hidden=True, layers=[0])
+            for x in layers:
+                states = torch.nn.functional.normalize(at.hidden[x][keep], dim=-1)
+                files[x].write(states.to(torch.float16).numpy().tobytes())
+            strs = model.token_strings(ids[keep])
+            for j, pos in enumerate(keep.tolist()):
+                w = words[pos]
+                rows["doc_id"].append(doc.doc_id)
+                rows["sentence"].append(doc.text)
+                rows["position"].append(pos)
+                rows["token"].append(strs[j])
+                rows["upos"].append(None if w is None or doc.upos is None else doc.upos[w])
+                rows["deprel"].append(None if w is None or doc.deprel is None else doc.deprel[w])
+            n += len(keep)
+            bar.update(len(keep))
+            if max_tokens is not None and n >= max_tokens:
+                break
+    finally:
+        for f in files.values():
+            f.close()
+        bar.close()
+    if n == 0:
+        raise ContextIndexError(f"Corpus {corpus} has no text to index.")
+    pq.write_table(pa.table(rows), folder / "tokens.parquet")
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "model": model.name,
+        "corpus": str(corpus),
+        "layers": layers,
+        "d_model": model.dims.d_model,
+        "n_tokens": n,
+        "documents": report.documents,
+        "skipped_invalid_utf8": report.skipped_invalid_utf8,
+        "bytes": size,
+    }
+    tmp = folder / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, folder / META)
+    return meta
+
+
+@dataclass(frozen=True)
+class ContextMatch:
+    rank: int
+    similarity: float
+    doc_id: str
+    sentence: str
+    position: int
+    token: str
+    upos: str | None
+    deprel: str | None
+
+
+class ContextIndex:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        meta = self.folder / META
+        if not meta.exists():
+            raise ContextIndexError(
+                f"{self.folder} is not a finished context index (no {META}). Build one with "
+                "`lmtt index-contexts --corpus PATH --out DIR`."
+            )
+        self.meta = json.loads(meta.read_text())
+        if self.meta.get("schema_version") != SCHEMA_VERSION:
+            raise ContextIndexError(f"{self.folder}: unknown schema; rebuild the index.")
+        self._tokens = None
+
+    def vectors(self, layer: int) -> np.memmap:
+        if layer not in self.meta["layers"]:
+            raise ContextIndexError(
+                f"Layer {layer} is not in this index (layers {self.meta['layers']})."
+            )
+        shape = (self.meta["n_tokens"], self.meta["d_model"])
+        return np.memmap(self.folder / f"layer-{layer}.f16", np.float16, "r", shape=shape)
+
+    def search(
+        self, query: torch.Tensor, layer: int, k: int = 50, chunk: int = 65536
+    ) -> list[tuple[int, float]]:
+        """(row, cosine) of the k rows most similar to query [d], exact, in chunks."""
+        vecs = self.vectors(layer)
+        q = torch.nn.functional.normalize(query.float(), dim=0)
+        best_v, best_i = torch.empty(0), torch.empty(0, dtype=torch.long)
+        for start in range(0, len(vecs), chunk):
+            block = torch.from_numpy(np.asarray(vecs[start : start + chunk], np.float32))
+            sims = block @ q
+            top = sims.topk(min(k, len(sims)))
+            best_v = torch.cat([best_v, top.values])
+            best_i = torch.cat([best_i, top.indices + start])
+            keep = best_v.topk(min(k, len(best_v)))
+            best_v, best_i = keep.values, best_i[keep.indices]
+        return list(zip(best_i.tolist(), best_v.tolist(), strict=True))
+
+    def rows(self, ids: list[int]) -> list[dict]:
+        import pyarrow.parquet as pq
+
+        if self._tokens is None:
+            self._tokens = pq.read_table(self.folder / "tokens.parquet")
+        return self._tokens.take(ids).to_pylist()
+
+
+def search_token(model, index: ContextIndex, text: str, position: int, layer: int, k: int = 50):
+    """The k corpus tokens whose state at ``layer`` is closest to the prompt token's."""
+    at = capture_attention(model, text, hidden=True, layers=[0])
+    if not 0 <= position < at.n_tokens:
+        raise ContextIndexError(f"Position {position} is out of range: 0..{at.n_tokens - 1}.")
+    if index.meta["model"] != model.name:
+        raise ContextIndexError(
+            f"The index was built with {index.meta['model']}, not {model.name}."
+        )
+    hits = index.search(at.hidden[layer][position], layer, k)
+    rows = index.rows([i for i, _ in hits])
+    return [
+        ContextMatch(rank, sim, r["doc_id"], r["sentence"], r["position"], r["token"],
+                     r["upos"], r["deprel"])
+        for rank, ((_, sim), r) in enumerate(zip(hits, rows, strict=True))
+    ]  # fmt: skip
+
+
+def histograms(matches: list[ContextMatch]) -> tuple[dict[str, int], dict[str, int]]:
+    """UPOS and dependency-relation counts of the matches (CoNLL-U corpora)."""
+    upos = Counter(m.upos for m in matches if m.upos)
+    deprel = Counter(m.deprel for m in matches if m.deprel)
+    return dict(upos.most_common()), dict(deprel.most_common())

@@ -1,0 +1,74 @@
+"""Masked-LM prediction: top fillers for every [MASK] of a prompt, and per-head diagrams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmtt.attention_trace import AttentionTrace, capture_attention
+from lmtt.errors import PromptError
+from lmtt.model_attention import mask_token_id, mlm_logits
+from lmtt.models import LoadedModel
+from lmtt.trace import prepare_tokens
+
+
+@dataclass(frozen=True)
+class MaskPrediction:
+    position: int
+    fillers: list[tuple[str, float]]  # (token, probability), best first
+
+
+def predict_masks(model: LoadedModel, text: str, k: int = 5) -> list[MaskPrediction]:
+    """Top-k fillers for each mask token, all masks predicted in one pass."""
+    tokens = prepare_tokens(model, text)
+    logits = mlm_logits(model, tokens)  # refuses a model without an MLM head
+    mask_id = mask_token_id(model)
+    positions = (tokens == mask_id).nonzero().flatten().tolist()
+    if not positions:
+        mask = model.tokenizer.mask_token
+        raise PromptError(f"The prompt has no {mask} token: write {mask} where a word is missing.")
+    out = []
+    for pos in positions:
+        probs = logits[pos].softmax(-1)
+        top = probs.topk(k)
+        out.append(
+            MaskPrediction(
+                pos,
+                [(model.vocab[int(i)].strip(), float(p)) for p, i in zip(*top, strict=True)],
+            )
+        )
+    return out
+
+
+def write_diagrams(at: AttentionTrace, folder: str | Path) -> Path:
+    """One PNG per layer and head (tokens on both axes) and index.html showing them as a grid."""
+    from lmtt.viz.static import attention_diagram, figure_bytes
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for layer in range(at.n_layers):
+        cells = []
+        for head in range(at.n_heads):
+            name = f"layer{layer:02d}_head{head:02d}.png"
+            fig = attention_diagram(
+                at.patterns[layer, head], list(at.token_strs), f"Layer {layer}, head {head}"
+            )
+            (folder / name).write_bytes(figure_bytes(fig, "png"))
+            cells.append(f'<td><a href="{name}"><img src="{name}" width="180"></a></td>')
+        rows.append(f"<tr><th>L{layer}</th>{''.join(cells)}</tr>")
+    header = "".join(f"<th>H{h}</th>" for h in range(at.n_heads))
+    (folder / "index.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>Attention diagrams</title>"
+        f"<h1>{at.model_name}</h1><p>{' '.join(at.token_strs)}</p>"
+        f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def mask_and_diagrams(model: LoadedModel, text: str, k: int, folder: str | Path | None):
+    predictions = predict_masks(model, text, k)
+    if folder is not None:
+        write_diagrams(capture_attention(model, text), folder)
+    return predictions

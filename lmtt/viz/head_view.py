@@ -1,0 +1,103 @@
+"""Head view (BertViz): one layer's tokens in two columns, lines weighted by attention.
+
+``head_view_svg`` draws a static SVG (the export); ``head_view_html`` wraps it with head
+checkboxes and hover/click filtering for notebooks and the app.
+"""
+
+from __future__ import annotations
+
+import html
+
+from lmtt.attention_trace import AttentionTrace
+
+HEAD_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
+)  # fmt: skip
+ROW, WIDTH, MIN_WEIGHT = 20, 420, 0.01
+
+
+def head_colour(head: int) -> str:
+    return HEAD_COLOURS[head % len(HEAD_COLOURS)]
+
+
+def head_view_svg(
+    at: AttentionTrace, layer: int, heads: list[int] | None = None, token: int | None = None
+) -> str:
+    """Static SVG; ``heads`` (default all) and ``token`` (a query position) filter the lines."""
+    at.check(layer, query=token)
+    heads = list(range(at.n_heads)) if heads is None else heads
+    for h in heads:
+        at.check(layer, h)
+    T = at.n_tokens
+    height = T * ROW + 30
+    left_x, right_x = 150, WIDTH - 150
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'font-family="monospace" font-size="12" class="lmtt-head-view">',
+        f'<text x="{WIDTH / 2}" y="14" text-anchor="middle">Layer {layer}</text>',
+    ]
+    pattern = at.patterns[layer]  # [H, T, T]
+    for h in heads:
+        q_idx, k_idx = (pattern[h] > MIN_WEIGHT).nonzero(as_tuple=True)
+        for q, k in zip(q_idx.tolist(), k_idx.tolist(), strict=True):
+            if token is not None and q != token:
+                continue
+            w = float(pattern[h, q, k])
+            y1, y2 = 30 + q * ROW - 4, 30 + k * ROW - 4
+            parts.append(
+                f'<line x1="{left_x + 5}" y1="{y1}" x2="{right_x - 5}" y2="{y2}" '
+                f'stroke="{head_colour(h)}" stroke-width="{1 + 3 * w:.2f}" '
+                f'stroke-opacity="{w:.3f}" data-h="{h}" data-q="{q}" data-k="{k}"/>'
+            )
+    for i, s in enumerate(at.token_strs):
+        label = html.escape(s.replace("\n", "⏎"))
+        y = 30 + i * ROW
+        parts.append(
+            f'<text x="{left_x}" y="{y}" text-anchor="end" class="tq" data-i="{i}">{label}</text>'
+        )
+        parts.append(f'<text x="{right_x}" y="{y}" class="tk" data-i="{i}">{label}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_SCRIPT = """
+<script>
+(function() {
+  const root = document.currentScript.parentElement;
+  const lines = root.querySelectorAll('line');
+  let sticky = null;
+  function show(side, i) {
+    const heads = new Set([...root.querySelectorAll('input:checked')].map(c => c.value));
+    lines.forEach(l => {
+      const on = heads.has(l.dataset.h) && (i === null || l.dataset[side] === i);
+      l.style.display = on ? '' : 'none';
+    });
+  }
+  root.querySelectorAll('input').forEach(
+    c => c.addEventListener('change', () => show('q', sticky)));
+  root.querySelectorAll('text.tq, text.tk').forEach(t => {
+    const side = t.classList.contains('tq') ? 'q' : 'k';
+    t.style.cursor = 'pointer';
+    t.addEventListener('mouseenter', () => show(side, t.dataset.i));
+    t.addEventListener('mouseleave', () => show('q', sticky));
+    t.addEventListener('click', () => { sticky = sticky === t.dataset.i ? null : t.dataset.i;
+                                        show('q', sticky); });
+  });
+})();
+</script>
+"""
+
+
+def head_view_html(at: AttentionTrace, layer: int) -> str:
+    """Interactive head view: a checkbox per head; hover a token to see only its lines,
+    click it to keep that filter."""
+    boxes = "".join(
+        f'<label style="color:{head_colour(h)};margin-right:6px">'
+        f'<input type="checkbox" value="{h}" checked>h{h}</label>'
+        for h in range(at.n_heads)
+    )
+    return (
+        f'<div class="lmtt-head-view-root"><div style="font:12px sans-serif">{boxes}</div>'
+        f"{head_view_svg(at, layer)}{_SCRIPT}</div>"
+    )

@@ -1,0 +1,107 @@
+"""Static PNG/SVG renderings of the attention views (matplotlib, no browser needed)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lmtt.attention import QKBreakdown, QueryKeyMap  # noqa: E402
+from lmtt.attention_trace import AttentionTrace  # noqa: E402
+from lmtt.viz.head_view import head_colour  # noqa: E402
+from lmtt.viz.text import token_label  # noqa: E402
+
+
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"format must be png or svg, not {fmt!r}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def attention_diagram(pattern, tokens: list[str], title: str) -> Figure:
+    """One head's attention: tokens on both axes (query rows, key columns), brighter = more."""
+    labels = [token_label(t, 12) for t in tokens]
+    size = max(3.0, 0.28 * len(labels) + 1.2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(pattern.numpy(), cmap="inferno", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def model_view_static(at: AttentionTrace) -> Figure:
+    L, H = at.n_layers, at.n_heads
+    fig, axes = plt.subplots(L, H, figsize=(1.1 * H, 1.1 * L), squeeze=False)
+    for layer in range(L):
+        for h in range(H):
+            ax = axes[layer][h]
+            ax.imshow(at.patterns[layer, h].numpy(), cmap="inferno", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if layer == 0:
+                ax.set_title(f"H{h}", fontsize=7)
+            if h == 0:
+                ax.set_ylabel(f"L{layer}", fontsize=7)
+    return fig
+
+
+def head_view_static(at: AttentionTrace, layer: int, heads: list[int] | None = None) -> Figure:
+    at.check(layer)
+    heads = list(range(at.n_heads)) if heads is None else heads
+    T = at.n_tokens
+    fig, ax = plt.subplots(figsize=(5, 0.3 * T + 1))
+    for h in heads:
+        at.check(layer, h)
+        p = at.patterns[layer, h]
+        for q, k in (p > 0.01).nonzero().tolist():
+            w = float(p[q, k])
+            ax.plot([0, 1], [q, k], color=head_colour(h), alpha=w, linewidth=0.5 + 2.5 * w)
+    for i, s in enumerate(at.token_strs):
+        ax.text(-0.03, i, token_label(s, 14), ha="right", va="center", fontsize=8)
+        ax.text(1.03, i, token_label(s, 14), ha="left", va="center", fontsize=8)
+    ax.set_ylim(T - 0.5, -0.5)
+    ax.set_xlim(-0.6, 1.6)
+    ax.axis("off")
+    ax.set_title(f"Layer {layer}, heads {', '.join(map(str, heads))}", fontsize=9)
+    return fig
+
+
+def qk_breakdown_static(b: QKBreakdown) -> Figure:
+    labels = [f"{i}:{token_label(t, 10)}" for i, t in enumerate(b.tokens)]
+    fig, axes = plt.subplots(
+        1, 4, figsize=(12, 0.3 * len(labels) + 2), gridspec_kw={"width_ratios": [1, 5, 5, 3]}
+    )
+    lim = float(max(b.keys.abs().max(), b.products.abs().max(), b.query.abs().max(), 1e-6))
+    axes[0].imshow(b.query.view(-1, 1).numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    axes[0].set_title("query")
+    for ax, mat, title in ((axes[1], b.keys, "keys"), (axes[2], b.products, "query x key")):
+        ax.imshow(mat.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(title)
+    axes[3].barh(range(len(labels)), b.weights.numpy(), color="#1f77b4")
+    axes[3].set_yticks(range(len(labels)), labels, fontsize=7)
+    axes[3].invert_yaxis()
+    axes[3].set_title("softmax")
+    fig.suptitle(f"L{b.layer} H{b.head}, query {b.query_pos}")
+    return fig
+
+
+def qk_map_static(m: QueryKeyMap) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    pts = m.points.numpy()
+    for kind, colour, marker in (("query", "#d62728", "o"), ("key", "#2ca02c", "D")):
+        idx = [i for i, k in enumerate(m.kind) if k == kind]
+        ax.scatter(pts[idx, 0], pts[idx, 1], s=8, c=colour, marker=marker, label=kind)
+    ax.legend()
+    ax.set_title(f"Queries and keys of L{m.layer} H{m.head} ({m.method.upper()})")
+    return fig

