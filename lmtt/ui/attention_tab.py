@@ -1,0 +1,120 @@
+"""Attention tab: head view, model view, q.k breakdown and query-key map (each exportable)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lmtt.attention import available_methods, qk_breakdown, query_key_map
+from lmtt.attention_trace import AttentionTrace, capture_attention
+from lmtt.errors import LmttError
+from lmtt.ui.sidebar import example_prompts
+from lmtt.viz import static
+from lmtt.viz.attention_figures import (
+    attention_heatmap,
+    model_view_figure,
+    qk_breakdown_figure,
+    qk_map_figure,
+)
+from lmtt.viz.head_view import head_view_html, head_view_svg
+from lmtt.viz.text import token_label
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def get_attention(model_key: tuple, prompt: str, _model) -> AttentionTrace:
+    return capture_attention(_model, prompt)
+
+
+def _downloads(label: str, key: str, png: bytes, svg: bytes) -> None:
+    a, b = st.columns(2)
+    a.download_button(f"{label} PNG", png, f"{key}.png", "image/png", key=f"{key}_png")
+    b.download_button(f"{label} SVG", svg, f"{key}.svg", "image/svg+xml", key=f"{key}_svg")
+
+
+def attention_tab(model, model_key: tuple, prompt: str) -> None:
+    try:
+        at = get_attention(model_key, prompt, model)
+    except LmttError as e:
+        st.error(str(e))
+        return
+    c1, c2, c3 = st.columns(3)
+    layer = c1.selectbox("layer", range(at.n_layers), key="attn_layer")
+    head = c2.selectbox("head", range(at.n_heads), key="attn_head")
+    query = c3.selectbox(
+        "query token",
+        range(at.n_tokens),
+        index=at.n_tokens - 1,
+        format_func=lambda i: f"{i}: {token_label(at.token_strs[i])}",
+        key="attn_query",
+    )
+    view = st.radio(
+        "view", ["head view", "model view", "q·k breakdown", "query-key map"],
+        horizontal=True, key="attn_view",
+    )  # fmt: skip
+    if view == "head view":
+        st.caption("One colour per head; untick heads to hide them; hover a token to see only "
+                   "its lines, click it to keep that filter.")  # fmt: skip
+        st.iframe(head_view_html(at, layer), height=at.n_tokens * 20 + 80)
+        svg = head_view_svg(at, layer).encode()
+        _downloads(
+            "head view", "head_view", static.figure_bytes(static.head_view_static(at, layer)), svg
+        )
+    elif view == "model view":
+        event = st.plotly_chart(model_view_figure(at), key="model_view", on_select="rerun")
+        picked = _picked_cell(event, at.n_heads)
+        if picked is not None:
+            layer, head = picked
+        st.plotly_chart(attention_heatmap(at, layer, head), key="model_view_large")
+        _downloads(
+            "model view", "model_view",
+            static.figure_bytes(static.model_view_static(at)),
+            static.figure_bytes(static.model_view_static(at), "svg"),
+        )  # fmt: skip
+    elif view == "q·k breakdown":
+        b = qk_breakdown(at, layer, head, query)
+        st.plotly_chart(qk_breakdown_figure(b), key="qk_breakdown")
+        _downloads(
+            "q·k", "qk_breakdown",
+            static.figure_bytes(static.qk_breakdown_static(b)),
+            static.figure_bytes(static.qk_breakdown_static(b), "svg"),
+        )  # fmt: skip
+    else:
+        _qk_map(model, prompt, layer, head)
+
+
+def _picked_cell(event, n_heads: int):
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if not points:
+        return None
+    curve = int(points[0].get("curve_number", 0))
+    return divmod(curve, n_heads)
+
+
+def _qk_map(model, prompt: str, layer: int, head: int) -> None:
+    text = st.text_area(
+        "prompts for the map (one per line; default: the example prompts and this prompt)",
+        key="qk_map_prompts",
+    )
+    c1, c2 = st.columns(2)
+    method = c1.selectbox("projection", available_methods(), key="qk_method")
+    colour = c2.selectbox("colour by", ["kind", "position"], key="qk_colour")
+    prompts = [ln for ln in text.splitlines() if ln.strip()] or [*example_prompts(), prompt]
+    traces, used, skipped = [], [], []
+    with st.spinner("Projecting queries and keys…"):
+        for p in prompts:
+            try:
+                traces.append(capture_attention(model, p, layers=[layer]))
+                used.append(p)
+            except LmttError as e:
+                skipped.append(str(e))
+        if not traces:
+            st.warning("No prompt could be mapped: " + "; ".join(skipped[:3]))
+            return
+        m = query_key_map(traces, used, 0, layer, head, method)
+    if skipped:
+        st.caption(f"Skipped {len(skipped)} prompt(s): {skipped[0]}")
+    st.plotly_chart(qk_map_figure(m, colour), key="qk_map")
+    _downloads(
+        "query-key map", "qk_map",
+        static.figure_bytes(static.qk_map_static(m)),
+        static.figure_bytes(static.qk_map_static(m), "svg"),
+    )  # fmt: skip

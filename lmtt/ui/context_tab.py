@@ -1,0 +1,55 @@
+"""Context search tab (exBERT): corpus tokens whose hidden state is most like a prompt token's."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from lmtt.context_index import ContextIndex, histograms, search_token
+from lmtt.errors import LmttError
+from lmtt.viz.charts import tag_histogram
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def get_context_index(folder: str) -> ContextIndex:
+    return ContextIndex(folder)
+
+
+def context_tab(model, prompt: str) -> None:
+    folder = st.text_input(
+        "context index folder (`lmtt index-contexts --corpus PATH --out DIR`)",
+        value=os.environ.get("LMTT_CONTEXT_INDEX", ""),
+        key="context_index",
+    ).strip()
+    if not folder:
+        st.caption("Build an index once with `lmtt index-contexts`, then enter its folder here.")
+        return
+    try:
+        index = get_context_index(folder)
+        tokens = model.token_strings(model.encode(prompt))
+        c1, c2 = st.columns(2)
+        pos = c1.selectbox(
+            "token", range(len(tokens)), format_func=lambda i: f"{i}: {tokens[i]}", key="ctx_pos"
+        )
+        layer = c2.selectbox("layer (0 = embeddings)", index.meta["layers"], key="ctx_layer")
+        matches = search_token(model, index, prompt, pos, layer, k=50)
+    except LmttError as e:
+        st.warning(str(e))
+        return
+    table = pd.DataFrame(
+        {
+            "cosine": [round(m.similarity, 3) for m in matches],
+            "token": [m.token for m in matches],
+            "UPOS": [m.upos for m in matches],
+            "deprel": [m.deprel for m in matches],
+            "sentence": [m.sentence for m in matches],
+        }
+    )
+    st.dataframe(table, hide_index=True, key="ctx_matches")
+    upos, deprel = histograms(matches)
+    if upos:
+        a, b = st.columns(2)
+        a.plotly_chart(tag_histogram(upos, "UPOS of the 50 matches"), key="ctx_upos")
+        b.plotly_chart(tag_histogram(deprel, "Dependency relations"), key="ctx_deprel")
