@@ -29,6 +29,7 @@ def cmd_attention(args) -> int:
     from lmtt.viz.static import (
         attention_diagram,
         figure_bytes,
+        figure_png_svg,
         head_view_static,
         model_view_static,
         qk_breakdown_static,
@@ -41,17 +42,19 @@ def cmd_attention(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     b = qk_breakdown(at, args.layer, args.head, query)
+    model_png, model_svg = figure_png_svg(model_view_static(at))
+    qk_png, qk_svg = figure_png_svg(qk_breakdown_static(b))
     files = {
         "head_view.html": head_view_html(at, args.layer).encode(),
         "head_view.svg": head_view_svg(at, args.layer).encode(),
         "head_view.png": figure_bytes(head_view_static(at, args.layer)),
-        "model_view.png": figure_bytes(model_view_static(at)),
-        "model_view.svg": figure_bytes(model_view_static(at), "svg"),
+        "model_view.png": model_png,
+        "model_view.svg": model_svg,
         "head.png": figure_bytes(
             attention_diagram(at.patterns[args.layer, args.head], list(at.token_strs), "")
         ),
-        "qk.png": figure_bytes(qk_breakdown_static(b)),
-        "qk.svg": figure_bytes(qk_breakdown_static(b), "svg"),
+        "qk.png": qk_png,
+        "qk.svg": qk_svg,
     }
     for name, data in files.items():
         (out / name).write_bytes(data)

@@ -24,10 +24,20 @@ def get_attention(model_key: tuple, prompt: str, _model) -> AttentionTrace:
     return capture_attention(_model, prompt)
 
 
-def _downloads(label: str, key: str, png: bytes, svg: bytes) -> None:
+def _downloads(label: str, key: str, figure, svg=None) -> None:
+    """PNG and SVG buttons. ``figure`` (a callable returning a matplotlib figure) is drawn only
+    when a button is clicked, not on every rerun; ``svg`` (a callable returning SVG text)
+    replaces the figure's SVG."""
+
+    def png_data() -> bytes:
+        return static.figure_bytes(figure())
+
+    def svg_data() -> bytes:
+        return svg().encode() if svg is not None else static.figure_bytes(figure(), "svg")
+
     a, b = st.columns(2)
-    a.download_button(f"{label} PNG", png, f"{key}.png", "image/png", key=f"{key}_png")
-    b.download_button(f"{label} SVG", svg, f"{key}.svg", "image/svg+xml", key=f"{key}_svg")
+    a.download_button(f"{label} PNG", png_data, f"{key}.png", "image/png", key=f"{key}_png")
+    b.download_button(f"{label} SVG", svg_data, f"{key}.svg", "image/svg+xml", key=f"{key}_svg")
 
 
 def attention_tab(model, model_key: tuple, prompt: str) -> None:
@@ -64,19 +74,11 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
         if picked is not None:
             layer, head = picked
         st.plotly_chart(attention_heatmap(at, layer, head), key="model_view_large")
-        _downloads(
-            "model view", "model_view",
-            static.figure_bytes(static.model_view_static(at)),
-            static.figure_bytes(static.model_view_static(at), "svg"),
-        )  # fmt: skip
+        _downloads("model view", "model_view", lambda: static.model_view_static(at))
     elif view == "q·k breakdown":
         b = qk_breakdown(at, layer, head, query)
         st.plotly_chart(qk_breakdown_figure(b), key="qk_breakdown")
-        _downloads(
-            "q·k", "qk_breakdown",
-            static.figure_bytes(static.qk_breakdown_static(b)),
-            static.figure_bytes(static.qk_breakdown_static(b), "svg"),
-        )  # fmt: skip
+        _downloads("q·k", "qk_breakdown", lambda: static.qk_breakdown_static(b))
     else:
         _qk_map(model, prompt, layer, head)
 
@@ -113,8 +115,4 @@ def _qk_map(model, prompt: str, layer: int, head: int) -> None:
     if skipped:
         st.caption(f"Skipped {len(skipped)} prompt(s): {skipped[0]}")
     st.plotly_chart(qk_map_figure(m, colour), key="qk_map")
-    _downloads(
-        "query-key map", "qk_map",
-        static.figure_bytes(static.qk_map_static(m)),
-        static.figure_bytes(static.qk_map_static(m), "svg"),
-    )  # fmt: skip
+    _downloads("query-key map", "qk_map", lambda: static.qk_map_static(m))

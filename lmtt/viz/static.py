@@ -25,6 +25,13 @@ def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
     return buf.getvalue()
 
 
+def figure_png_svg(fig: Figure) -> tuple[bytes, bytes]:
+    """Both export formats from one rendering of the figure (closed afterwards)."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    return png.getvalue(), figure_bytes(fig, "svg")
+
+
 def attention_diagram(pattern, tokens: list[str], title: str) -> Figure:
     """One head's attention: tokens on both axes (query rows, key columns), brighter = more."""
     labels = [token_label(t, 12) for t in tokens]

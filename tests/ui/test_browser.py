@@ -217,6 +217,10 @@ def test_every_attention_tab_opens_and_renders(server):
             _wait_idle(page)
             page.get_by_text(marker).first.wait_for(timeout=60_000)
             page.screenshot(path=str(OUTPUT / f"tab-{view.split()[0].replace('·', '')}.png"))
+            if view == "q·k breakdown":  # exports are drawn only when clicked
+                with page.expect_download(timeout=60_000) as download:
+                    page.get_by_role("button", name="q·k SVG").click()
+                assert Path(download.value.path()).read_text().count("<svg") >= 1
         page.get_by_role("tab", name="Masked LM").click()
         page.get_by_text("has no masked-LM head").first.wait_for(timeout=30_000)
         page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
