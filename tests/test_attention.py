@@ -162,3 +162,38 @@ def test_attention_command_writes_every_view(gpt2_folder, tmp_path, capsys):
     assert (tmp_path / "qk.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
     assert main([*argv[:-4], "--layer", "5", "--out", str(tmp_path)]) == 2
     assert "Layer 5 is out of range" in capsys.readouterr().err
+
+
+def test_model_view_cells_are_clickable(tiny_model):
+    from lmtt.viz.attention_figures import PICK_GRID, model_view_figure, picked_head
+
+    at = capture_attention(tiny_model, TEXT)
+    L, H, T = at.n_layers, at.n_heads, at.n_tokens
+    fig = model_view_figure(at, picked=(1, 2))
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    pickers = [t for t in fig.data if t.type == "scatter"]
+    assert len(heatmaps) == len(pickers) == L * H
+    for i, (hm, pick) in enumerate(zip(heatmaps, pickers, strict=True)):
+        layer, head = divmod(i, H)
+        torch.testing.assert_close(torch.tensor(hm.z), at.patterns[layer, head])
+        assert hm.xaxis == pick.xaxis and hm.yaxis == pick.yaxis  # same subplot
+        assert {tuple(c) for c in pick.customdata} == {(layer, head)}
+        n = min(T, PICK_GRID)
+        assert len(pick.x) == n * n and min(pick.x) == 0 and max(pick.x) == T - 1
+    # The picked head is outlined in its own subplot.
+    (shape,) = fig.layout.shapes
+    assert (shape.xref, shape.yref) == (heatmaps[H + 2].xaxis, heatmaps[H + 2].yaxis)
+    # A click reported by Streamlit (selection points) maps back to its head.
+    assert picked_head([{"curve_number": 40, "customdata": [3, 1]}]) == (3, 1)
+    assert picked_head([]) is None
+    with pytest.raises(AttentionViewError, match="Head 9"):
+        model_view_figure(at, picked=(0, 9))
+
+
+def test_model_view_hover_is_exact_for_short_prompts(tiny_model):
+    from lmtt.viz.attention_figures import model_view_figure
+
+    at = capture_attention(tiny_model, "the cat sat")
+    pick = [t for t in model_view_figure(at).data if t.type == "scatter"][at.n_heads + 1]
+    q, k = int(pick.y[-1]), int(pick.x[-1])
+    assert f"{float(at.patterns[1, 1, q, k]):.2f}" in pick.text[-1]

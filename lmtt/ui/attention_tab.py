@@ -12,6 +12,7 @@ from lmtt.viz import static
 from lmtt.viz.attention_figures import (
     attention_heatmap,
     model_view_figure,
+    picked_head,
     qk_breakdown_figure,
     qk_map_figure,
 )
@@ -64,15 +65,18 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
         st.caption("One colour per head; untick heads to hide them; hover a token to see only "
                    "its lines, click it to keep that filter.")  # fmt: skip
         st.iframe(head_view_html(at, layer), height=at.n_tokens * 20 + 80)
-        svg = head_view_svg(at, layer).encode()
         _downloads(
-            "head view", "head_view", static.figure_bytes(static.head_view_static(at, layer)), svg
+            "head view",
+            "head_view",
+            lambda: static.head_view_static(at, layer),
+            lambda: head_view_svg(at, layer),
         )
     elif view == "model view":
-        event = st.plotly_chart(model_view_figure(at), key="model_view", on_select="rerun")
-        picked = _picked_cell(event, at.n_heads)
-        if picked is not None:
-            layer, head = picked
+        st.caption("Click a small heatmap to open it large (or pick the layer and head above).")
+        st.plotly_chart(
+            model_view_figure(at, (layer, head)), key="model_view", on_select=_open_picked,
+            selection_mode="points",
+        )  # fmt: skip
         st.plotly_chart(attention_heatmap(at, layer, head), key="model_view_large")
         _downloads("model view", "model_view", lambda: static.model_view_static(at))
     elif view == "q·k breakdown":
@@ -83,12 +87,12 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
         _qk_map(model, prompt, layer, head)
 
 
-def _picked_cell(event, n_heads: int):
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if not points:
-        return None
-    curve = int(points[0].get("curve_number", 0))
-    return divmod(curve, n_heads)
+def _open_picked() -> None:
+    """Model-view click: show the clicked head large (sets the layer and head pickers)."""
+    event = st.session_state.get("model_view")
+    picked = picked_head(event.selection.points if event else [])
+    if picked is not None:
+        st.session_state["attn_layer"], st.session_state["attn_head"] = picked
 
 
 def _qk_map(model, prompt: str, layer: int, head: int) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from lmtt.attention import QKBreakdown, QueryKeyMap
 from lmtt.attention_trace import AttentionTrace
 from lmtt.viz.text import token_label
+
+PICK_GRID = 12  # clickable markers per side of each small heatmap in the model view
 
 
 def attention_heatmap(at: AttentionTrace, layer: int, head: int) -> go.Figure:
@@ -29,9 +32,15 @@ def attention_heatmap(at: AttentionTrace, layer: int, head: int) -> go.Figure:
     return fig
 
 
-def model_view_figure(at: AttentionTrace) -> go.Figure:
-    """Every layer x head as a small heatmap (rows: layers, columns: heads)."""
-    L, H = at.n_layers, at.n_heads
+def model_view_figure(at: AttentionTrace, picked: tuple[int, int] | None = None) -> go.Figure:
+    """Every layer x head as a small heatmap (rows: layers, columns: heads).
+
+    Plotly cannot select heatmap cells, so each small heatmap is covered by a grid of invisible
+    markers (at most ``PICK_GRID`` x ``PICK_GRID``): clicking anywhere on a heatmap selects one
+    of its markers. :func:`picked_head` turns that selection back into (layer, head). The
+    ``picked`` head is outlined.
+    """
+    L, H, T = at.n_layers, at.n_heads, at.n_tokens
     fig = make_subplots(
         L, H, horizontal_spacing=0.004, vertical_spacing=0.01,
         column_titles=[f"H{h}" for h in range(H)], row_titles=[f"L{lay}" for lay in range(L)],
@@ -40,21 +49,59 @@ def model_view_figure(at: AttentionTrace) -> go.Figure:
         for h in range(H):
             fig.add_trace(
                 go.Heatmap(
-                    z=at.patterns[layer, h].numpy(),
-                    colorscale="Viridis",
-                    zmin=0,
-                    zmax=1,
-                    showscale=False,
-                    name=f"L{layer} H{h}",
-                    hovertemplate=f"L{layer} H{h}<br>q %{{y}} k %{{x}}: %{{z:.2f}}<extra></extra>",
+                    z=at.patterns[layer, h].numpy(), colorscale="Viridis", zmin=0, zmax=1,
+                    showscale=False, name=f"L{layer} H{h}", hoverinfo="skip",
                 ),
-                layer + 1,
-                h + 1,
-            )
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(height=max(300, 70 * L), margin=dict(l=30, r=30, t=30, b=10))
+                layer + 1, h + 1,
+            )  # fmt: skip
+    grid = torch.linspace(0, T - 1, min(T, PICK_GRID)).round().long().unique()
+    qs, ks = torch.meshgrid(grid, grid, indexing="ij")  # [n, n] query and key positions
+    qs, ks = qs.flatten(), ks.flatten()
+    exact = len(grid) == T  # every cell has its marker: hover can show its value
+    for layer in range(L):
+        for h in range(H):
+            if exact:
+                att = at.patterns[layer, h][qs, ks].tolist()
+                text = [
+                    f"L{layer} H{h} · query {q} '{token_label(at.token_strs[q], 12)}' → key {k} "
+                    f"'{token_label(at.token_strs[k], 12)}': {a:.2f}<br>click to open it large"
+                    for q, k, a in zip(qs.tolist(), ks.tolist(), att, strict=True)
+                ]
+            else:
+                text = [f"L{layer} H{h}<br>click to open it large"] * len(qs)
+            fig.add_trace(
+                go.Scatter(
+                    x=ks.numpy(), y=qs.numpy(), mode="markers", showlegend=False,
+                    marker=dict(size=14, opacity=0), selected=dict(marker=dict(opacity=0)),
+                    unselected=dict(marker=dict(opacity=0)), customdata=[[layer, h]] * len(qs),
+                    name=f"pick L{layer} H{h}", text=text, hovertemplate="%{text}<extra></extra>",
+                ),
+                layer + 1, h + 1,
+            )  # fmt: skip
+    if picked is not None:
+        layer, h = picked
+        at.check(layer, h)
+        fig.add_shape(
+            type="rect", x0=-0.5, x1=T - 0.5, y0=-0.5, y1=T - 0.5, line=dict(color="#ff4b4b",
+            width=3), row=layer + 1, col=h + 1,
+        )  # fmt: skip
+    bare = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False)
+    fig.update_xaxes(range=[-0.5, T - 0.5], **bare)
+    fig.update_yaxes(range=[T - 0.5, -0.5], **bare)
+    fig.update_layout(
+        height=max(300, 70 * L), margin=dict(l=30, r=30, t=50, b=10), clickmode="event+select",
+        dragmode=False,
+    )  # fmt: skip
     return fig
+
+
+def picked_head(points: list[dict]) -> tuple[int, int] | None:
+    """(layer, head) of the first selected point of :func:`model_view_figure` (None if none)."""
+    for point in points:
+        data = point.get("customdata")
+        if data is not None and len(data) == 2:
+            return int(data[0]), int(data[1])
+    return None
 
 
 def qk_breakdown_figure(b: QKBreakdown) -> go.Figure:

@@ -104,6 +104,24 @@ def _wait_idle(page, timeout_ms: int = 60_000) -> None:
     )
 
 
+def _download(page, button: str, starts: bytes) -> None:
+    """Click a download button and check the file's first bytes (PNG magic or an SVG tag)."""
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name=button).click()
+    data = Path(download.value.path()).read_bytes()
+    assert starts in data[:400], (button, data[:80])
+
+
+def _click_subplot(page, layer: int, head: int, n_heads: int) -> None:
+    """Click the middle of one small heatmap of the model view (plotly subplot x{n}y{n})."""
+    n = layer * n_heads + head + 1
+    axis = "xy" if n == 1 else f"x{n}y{n}"
+    drag = page.locator(f".stPlotlyChart .draglayer .{axis} .nsewdrag").first
+    drag.wait_for(timeout=60_000)
+    box = drag.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
 def test_prompt_click_node_shows_lens(server):
     from playwright.sync_api import sync_playwright
 
@@ -208,6 +226,8 @@ def test_every_attention_tab_opens_and_renders(server):
         head_view.wait_for(timeout=60_000)
         assert head_view.locator("line").count() > 0
         page.screenshot(path=str(OUTPUT / "tab-head-view.png"))
+        _download(page, "head view PNG", b"\x89PNG")
+        _download(page, "head view SVG", b"<svg")
         for view, marker in (
             ("model view", "L0 H0 attention"),
             ("q·k breakdown", "query x key"),
@@ -216,11 +236,14 @@ def test_every_attention_tab_opens_and_renders(server):
             page.get_by_text(view, exact=True).click()
             _wait_idle(page)
             page.get_by_text(marker).first.wait_for(timeout=60_000)
+            if view == "model view":  # clicking a small heatmap opens it large
+                _click_subplot(page, layer=2, head=3, n_heads=8)
+                page.get_by_text("L2 H3 attention").first.wait_for(timeout=60_000)
+                _wait_idle(page)
             page.screenshot(path=str(OUTPUT / f"tab-{view.split()[0].replace('·', '')}.png"))
-            if view == "q·k breakdown":  # exports are drawn only when clicked
-                with page.expect_download(timeout=60_000) as download:
-                    page.get_by_role("button", name="q·k SVG").click()
-                assert Path(download.value.path()).read_text().count("<svg") >= 1
+            label = {"model view": "model view", "q·k breakdown": "q·k"}.get(view, view)
+            _download(page, f"{label} PNG", b"\x89PNG")  # exports are drawn only when clicked
+            _download(page, f"{label} SVG", b"<svg")
         page.get_by_role("tab", name="Masked LM").click()
         page.get_by_text("has no masked-LM head").first.wait_for(timeout=30_000)
         page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
