@@ -122,6 +122,23 @@ def cmd_routes(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from rich.table import Table
+
+    from lmtt.config import load_model_catalog
+
+    catalog = load_model_catalog()
+    table = Table(title="Models offered by name (configs/models.yaml)")
+    for col in ("name", "weights", "description"):
+        table.add_column(col)
+    for m in catalog.models:
+        default = " (default)" if m.name == catalog.default else ""
+        table.add_row(m.name + default, m.availability(), m.description)
+    _console().print(table)
+    print("Any hub name or local Hugging Face folder works too: lmtt ... --model NAME_OR_FOLDER")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmtt", description="Information-flow interpretability for transformer LMs."
@@ -150,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")
     p.set_defaults(func=cmd_routes)
+
+    p = sub.add_parser("models", help="the models offered by name, and where their weights are")
+    p.set_defaults(func=cmd_models)
 
     from lmtt import cli_attention, cli_index
 

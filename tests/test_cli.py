@@ -38,3 +38,15 @@ def test_routes_command_bad_inputs(gpt2_folder, capsys):
     assert "outside the prompt" in capsys.readouterr().err
     assert main([*base, "--threshold", "0.9999", "The cat"]) == 2
     assert "Use a threshold below" in capsys.readouterr().err
+
+
+def test_models_command_lists_the_catalog(capsys):
+    from lmtt.config import load_model_catalog
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    catalog = load_model_catalog()
+    for name in catalog.names():
+        assert name in out
+    assert f"{catalog.default} (default)" in out
+    assert "offline (folder)" in out and "needs internet once" in out

