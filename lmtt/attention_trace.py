@@ -74,9 +74,22 @@ def capture_attention(
 
     ``layers`` limits the patterns, queries and keys to those layers (in that order).
     """
+    return capture_attention_and_logits(model, text, hidden, layers)[1]
+
+
+def capture_attention_and_logits(
+    model: LoadedModel,
+    text: str | torch.Tensor,
+    hidden: bool = False,
+    layers: list[int] | None = None,
+) -> tuple[torch.Tensor, AttentionTrace]:
+    """Like :func:`capture_attention`, also returning the model's output logits [T, V] (for a
+    masked-LM, its predictions) from the same forward pass."""
     tokens = prepare_tokens(model, text)
     L, H = model.dims.n_layers, model.dims.n_heads
     layers = list(range(L)) if layers is None else list(layers)
+    if not layers:
+        raise AttentionViewError("No layer asked for: pass at least one layer.")
     for layer in layers:
         if not 0 <= layer < L:
             raise AttentionViewError(f"Layer {layer} is out of range: 0..{L - 1}.")
@@ -85,22 +98,14 @@ def capture_attention(
         for kind in ("pattern", "q", "k"):
             names[(kind, layer)] = model.hook_name(kind, layer)
     if hidden:
-        for layer in range(L):
-            names[("resid_pre", layer)] = model.hook_name("resid_pre", layer)
-        names[("resid_post", L - 1)] = model.hook_name("resid_post", L - 1)
-    _, acts = model.run_with_capture(tokens, list(names.values()))
+        names |= _residual_hooks(model)
+    logits, acts = model.run_with_capture(tokens, list(names.values()))
     queries, keys = [], []
     for layer in layers:
         q, k = rotate_qk(model, acts[names[("q", layer)]], acts[names[("k", layer)]])
         queries.append(q)
         keys.append(k.repeat_interleave(H // k.shape[1], dim=1))
-    states = None
-    if hidden:
-        states = torch.stack(
-            [acts[names[("resid_pre", layer)]] for layer in range(L)]
-            + [acts[names[("resid_post", L - 1)]]]
-        )
-    return AttentionTrace(
+    trace = AttentionTrace(
         model.name,
         model.is_encoder,
         tokens,
@@ -108,5 +113,30 @@ def capture_attention(
         torch.stack([acts[names[("pattern", layer)]] for layer in layers]),
         torch.stack(queries),
         torch.stack(keys),
-        states,
+        _stack_residual(model, names, acts) if hidden else None,
+    )
+    return logits, trace
+
+
+def capture_hidden(model: LoadedModel, tokens: torch.Tensor) -> torch.Tensor:
+    """The residual stream only, for tokens [T]: [L + 1, T, d_model] (before each layer, then
+    the output of the last one). No attention hooks: what context search needs."""
+    tokens = prepare_tokens(model, tokens)
+    names = _residual_hooks(model)
+    _, acts = model.run_batch_capture(tokens.unsqueeze(0), list(names.values()), False)
+    return _stack_residual(model, names, {k: v[0] for k, v in acts.items()})
+
+
+def _residual_hooks(model: LoadedModel) -> dict[tuple[str, int], str]:
+    L = model.dims.n_layers
+    names = {("resid_pre", layer): model.hook_name("resid_pre", layer) for layer in range(L)}
+    names[("resid_post", L - 1)] = model.hook_name("resid_post", L - 1)
+    return names
+
+
+def _stack_residual(model: LoadedModel, names: dict, acts: dict) -> torch.Tensor:
+    L = model.dims.n_layers
+    return torch.stack(
+        [acts[names[("resid_pre", layer)]] for layer in range(L)]
+        + [acts[names[("resid_post", L - 1)]]]
     )

@@ -5,7 +5,9 @@ every (non-special) token's residual state at each chosen layer, L2-normalised a
 ``layer-L.f16`` (a flat [n, d_model] array); token metadata (document, sentence, position,
 token, UPOS and dependency relation for CoNLL-U) goes to ``tokens.parquet``. ``search`` is an
 exact inner-product (cosine) search over the memory-mapped array in chunks, so neither the
-corpus nor the index has to fit in memory. Layer l is the residual stream before block l
+corpus nor the index has to fit in memory. A document longer than the model's context is split
+into pieces (each with the model's special tokens), so no token is dropped. Only the residual
+stream is captured (no attention hooks). Layer l is the residual stream before block l
 (0 = embeddings, n_layers = the final state).
 """
 
@@ -20,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmtt.attention_trace import capture_attention
+from lmtt.attention_trace import capture_hidden
 from lmtt.corpus import ReadReport, read_corpus
 from lmtt.errors import LmttError
+from lmtt.trace import prepare_tokens
 from lmtt.windows import word_index
 
 SCHEMA_VERSION = 1
@@ -33,15 +36,38 @@ class ContextIndexError(LmttError):
     """A context-index folder or query problem."""
 
 
-def _aligned(model, doc):
-    """(token ids [T], is_special [T], word index per token) for one document."""
+def _prefix(model) -> list[int]:
+    """Token ids the model puts before a text that its tokenizer call does not (decoders: BOS)."""
+    plain = model.tokenizer("a")["input_ids"]
+    full = model.encode("a").tolist()
+    return full[: len(full) - len(plain)] if full[len(full) - len(plain) :] == plain else []
+
+
+def _segments(model, doc, prefix: list[int]):
+    """Split one document into pieces the model can take.
+
+    Returns (pieces, words): each piece is (token ids [t], positions [t] in the whole document,
+    is_special [t]) with t <= n_ctx; a document longer than the model's context is split, every
+    piece keeping the leading and trailing special tokens. ``words`` maps each document position
+    to its word (None for special tokens and text outside words)."""
     enc = model.tokenizer(
-        doc.text, return_offsets_mapping=True, return_special_tokens_mask=True, truncation=True,
-        max_length=model.dims.n_ctx,
-    )  # fmt: skip
-    ids = torch.tensor(enc["input_ids"])
-    special = torch.tensor(enc["special_tokens_mask"], dtype=torch.bool)
-    return ids, special, word_index(doc, enc["offset_mapping"])
+        doc.text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
+    )
+    ids = torch.tensor(prefix + enc["input_ids"])
+    special = torch.tensor([1] * len(prefix) + enc["special_tokens_mask"], dtype=torch.bool)
+    words = [None] * len(prefix) + word_index(doc, enc["offset_mapping"])
+    T, n_ctx = len(ids), model.dims.n_ctx
+    lead = int(special.int().cumprod(0).sum()) if T else 0
+    trail = int(special.flip(0).int().cumprod(0).sum()) if lead < T else 0
+    size = n_ctx - lead - trail
+    if size <= 0:
+        raise ContextIndexError(f"{model.name}'s context ({n_ctx}) has no room for text.")
+    pieces = []
+    for start in range(lead, max(T - trail, lead + 1), size):
+        body = torch.arange(start, min(start + size, T - trail))
+        pos = torch.cat([torch.arange(lead), body, torch.arange(T - trail, T)])
+        pieces.append((ids[pos], pos, special[pos]))
+    return pieces, words
 
 
 def build_context_index(
@@ -71,28 +97,32 @@ def build_context_index(
     report, n = ReadReport(), 0
     bar = tqdm(desc="context index", unit="tok", unit_scale=True, disable=not progress)
     try:
+        prefix = _prefix(model)
         for doc in read_corpus(corpus, report):
-            ids, special, words = _aligned(model, doc)
-            keep = (~special).nonzero().flatten()
-            if max_tokens is not None:
-                keep = keep[: max_tokens - n]
-            if len(keep) == 0:
-                continue
-            at = capture_attention(model, ids, hidden=True, layers=[0])
-            for x in layers:
-                states = torch.nn.functional.normalize(at.hidden[x][keep], dim=-1)
-                files[x].write(states.to(torch.float16).numpy().tobytes())
-            strs = model.token_strings(ids[keep])
-            for j, pos in enumerate(keep.tolist()):
-                w = words[pos]
-                rows["doc_id"].append(doc.doc_id)
-                rows["sentence"].append(doc.text)
-                rows["position"].append(pos)
-                rows["token"].append(strs[j])
-                rows["upos"].append(None if w is None or doc.upos is None else doc.upos[w])
-                rows["deprel"].append(None if w is None or doc.deprel is None else doc.deprel[w])
-            n += len(keep)
-            bar.update(len(keep))
+            pieces, words = _segments(model, doc, prefix)
+            for ids, positions, special in pieces:
+                keep = (~special).nonzero().flatten()  # [k] indices into this piece
+                if max_tokens is not None:
+                    keep = keep[: max_tokens - n]
+                if len(keep) == 0:
+                    continue
+                hidden = capture_hidden(model, ids)  # [L + 1, t, d_model]
+                for x in layers:
+                    states = torch.nn.functional.normalize(hidden[x][keep], dim=-1)
+                    files[x].write(states.to(torch.float16).numpy().tobytes())
+                strs = model.token_strings(ids[keep])
+                for j, pos in enumerate(positions[keep].tolist()):
+                    w = words[pos]
+                    rows["doc_id"].append(doc.doc_id)
+                    rows["sentence"].append(doc.text)
+                    rows["position"].append(pos)
+                    rows["token"].append(strs[j])
+                    rows["upos"].append(None if w is None or doc.upos is None else doc.upos[w])
+                    rows["deprel"].append(
+                        None if w is None or doc.deprel is None else doc.deprel[w]
+                    )
+                n += len(keep)
+                bar.update(len(keep))
             if max_tokens is not None and n >= max_tokens:
                 break
     finally:
@@ -181,14 +211,15 @@ class ContextIndex:
 
 def search_token(model, index: ContextIndex, text: str, position: int, layer: int, k: int = 50):
     """The k corpus tokens whose state at ``layer`` is closest to the prompt token's."""
-    at = capture_attention(model, text, hidden=True, layers=[0])
-    if not 0 <= position < at.n_tokens:
-        raise ContextIndexError(f"Position {position} is out of range: 0..{at.n_tokens - 1}.")
+    hidden = capture_hidden(model, prepare_tokens(model, text))  # [L + 1, T, d_model]
+    T = hidden.shape[1]
+    if not 0 <= position < T:
+        raise ContextIndexError(f"Position {position} is out of range: 0..{T - 1}.")
     if index.meta["model"] != model.name:
         raise ContextIndexError(
             f"The index was built with {index.meta['model']}, not {model.name}."
         )
-    hits = index.search(at.hidden[layer][position], layer, k)
+    hits = index.search(hidden[layer][position], layer, k)
     rows = index.rows([i for i, _ in hits])
     return [
         ContextMatch(rank, sim, r["doc_id"], r["sentence"], r["position"], r["token"],

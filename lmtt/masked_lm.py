@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmtt.attention_trace import AttentionTrace, capture_attention
+import torch
+
+from lmtt.attention_trace import AttentionTrace, capture_attention_and_logits
 from lmtt.errors import PromptError
-from lmtt.model_attention import mask_token_id, mlm_logits
+from lmtt.model_attention import mask_token_id, mlm_logits, require_mlm_head
 from lmtt.models import LoadedModel
 from lmtt.trace import prepare_tokens
 
@@ -21,22 +23,28 @@ class MaskPrediction:
 def predict_masks(model: LoadedModel, text: str, k: int = 5) -> list[MaskPrediction]:
     """Top-k fillers for each mask token, all masks predicted in one pass."""
     tokens = prepare_tokens(model, text)
-    logits = mlm_logits(model, tokens)  # refuses a model without an MLM head
-    mask_id = mask_token_id(model)
-    positions = (tokens == mask_id).nonzero().flatten().tolist()
-    if not positions:
+    _check_masks(model, tokens)
+    return predict_from_logits(model, tokens, mlm_logits(model, tokens), k)
+
+
+def _check_masks(model: LoadedModel, tokens: torch.Tensor) -> None:
+    require_mlm_head(model)
+    if not (tokens == mask_token_id(model)).any():
         mask = model.tokenizer.mask_token
         raise PromptError(f"The prompt has no {mask} token: write {mask} where a word is missing.")
+
+
+def predict_from_logits(
+    model: LoadedModel, tokens: torch.Tensor, logits: torch.Tensor, k: int = 5
+) -> list[MaskPrediction]:
+    """Top-k fillers of every mask position from a forward pass already made: tokens [T] and
+    the model's masked-LM logits [T, V]."""
+    _check_masks(model, tokens)
     out = []
-    for pos in positions:
-        probs = logits[pos].softmax(-1)
-        top = probs.topk(k)
-        out.append(
-            MaskPrediction(
-                pos,
-                [(model.vocab[int(i)].strip(), float(p)) for p, i in zip(*top, strict=True)],
-            )
-        )
+    for pos in (tokens == mask_token_id(model)).nonzero().flatten().tolist():
+        top = logits[pos].softmax(-1).topk(k)
+        fillers = [(model.vocab[int(i)].strip(), float(p)) for p, i in zip(*top, strict=True)]
+        out.append(MaskPrediction(pos, fillers))
     return out
 
 
@@ -68,7 +76,11 @@ def write_diagrams(at: AttentionTrace, folder: str | Path) -> Path:
 
 
 def mask_and_diagrams(model: LoadedModel, text: str, k: int, folder: str | Path | None):
-    predictions = predict_masks(model, text, k)
-    if folder is not None:
-        write_diagrams(capture_attention(model, text), folder)
-    return predictions
+    """Predictions, and (with a folder) the diagrams, from a single forward pass."""
+    if folder is None:
+        return predict_masks(model, text, k)
+    tokens = prepare_tokens(model, text)
+    _check_masks(model, tokens)  # before any file is written
+    logits, at = capture_attention_and_logits(model, tokens)
+    write_diagrams(at, folder)
+    return predict_from_logits(model, tokens, logits, k)

@@ -44,13 +44,18 @@ def rotate_qk(
 
 def mlm_logits(model: LoadedModel, tokens: torch.Tensor) -> torch.Tensor:
     """Masked-LM logits [T, V] for tokens [T]; refuses models without a trained MLM head."""
+    require_mlm_head(model)
+    return model.forward(tokens.unsqueeze(0))[0].float().cpu()
+
+
+def require_mlm_head(model: LoadedModel) -> None:
+    """Raise :class:`NoMlmHeadError` unless the model was saved with its masked-LM head."""
     if not model.has_mlm_head:
         what = "a decoder" if not model.is_encoder else "an encoder saved without its MLM head"
         raise NoMlmHeadError(
             f"{model.name} has no masked-LM head ({what}), so it cannot fill in [MASK]. Use a "
             "model saved as *ForMaskedLM, e.g. bert-base-uncased."
         )
-    return model.forward(tokens.unsqueeze(0))[0].float().cpu()
 
 
 def mask_token_id(model: LoadedModel) -> int | None:

@@ -125,6 +125,27 @@ def test_masked_lm_matches_transformers(tiny_bert):
         predict_masks(model, "the cat sat .")
 
 
+def test_mask_diagrams_reuse_the_predicting_pass(tiny_bert, tmp_path, monkeypatch):
+    from lmtt.masked_lm import mask_and_diagrams, predict_masks
+
+    folder, model = tiny_bert
+    text = "the cat [MASK] on the [MASK] ."
+    want = predict_masks(model, text, k=3)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("a second forward pass")
+
+    monkeypatch.setattr(model, "forward", no_second_pass)
+    got = mask_and_diagrams(model, text, 3, tmp_path / "d")
+    assert [p.position for p in got] == [p.position for p in want]
+    for g, w in zip(got, want, strict=True):
+        assert [t for t, _ in g.fillers] == [t for t, _ in w.fillers]
+        torch.testing.assert_close([p for _, p in g.fillers], [p for _, p in w.fillers])
+    with pytest.raises(PromptError):  # refused before any file is written
+        mask_and_diagrams(model, "no mask", 3, tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+
+
 def test_mask_refuses_models_without_an_mlm_head(minilm, gpt2_model):
     from lmtt.masked_lm import predict_masks
 

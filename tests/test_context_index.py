@@ -75,3 +75,28 @@ def test_bad_folders(minilm, tmp_path):
         build_context_index(minilm, tmp_path / "x.txt", tmp_path, progress=False)
     with pytest.raises(ContextIndexError, match="Layers must be in 0..6"):
         build_context_index(minilm, tmp_path / "x.txt", tmp_path / "new", [9], progress=False)
+
+
+def test_long_documents_are_split_not_truncated(gpt2_model, tmp_path):
+    from lmtt.attention_trace import capture_hidden
+
+    text = " ".join(f"word{i}" for i in range(90))
+    full = gpt2_model.encode(text).tolist()  # what the model sees: BOS, then the text
+    bos, ids = full[0], full[1:]
+    n_ctx = gpt2_model.dims.n_ctx
+    assert len(ids) > 2 * n_ctx  # three pieces at least
+    (tmp_path / "long.txt").write_text(text + "\n")
+    out = tmp_path / "index"
+    meta = build_context_index(gpt2_model, tmp_path / "long.txt", out, [1, 3], progress=False)
+    assert meta["n_tokens"] == len(ids)  # every token is indexed
+    index = ContextIndex(out)
+    rows = index.rows(list(range(len(ids))))
+    assert [r["position"] for r in rows] == list(range(1, len(ids) + 1))  # after BOS
+    assert [r["token"] for r in rows] == gpt2_model.token_strings(ids)
+    for start in range(0, len(ids), n_ctx - 1):  # each piece: BOS + up to n_ctx - 1 tokens
+        piece = ids[start : start + n_ctx - 1]
+        hidden = capture_hidden(gpt2_model, torch.tensor([bos, *piece]))
+        for layer in (1, 3):
+            want = torch.nn.functional.normalize(hidden[layer, 1:], dim=-1)
+            got = torch.from_numpy(np.array(index.vectors(layer)[start : start + len(piece)]))
+            torch.testing.assert_close(got.float(), want, atol=2e-3, rtol=0)

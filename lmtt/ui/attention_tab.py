@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lmtt.attention import available_methods, qk_breakdown, query_key_map
-from lmtt.attention_trace import AttentionTrace, capture_attention
+from lmtt.attention_trace import AttentionTrace, capture_attention, capture_attention_and_logits
 from lmtt.errors import LmttError
 from lmtt.ui.sidebar import example_prompts
 from lmtt.viz import static
@@ -21,8 +21,15 @@ from lmtt.viz.text import token_label
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def get_attention(model_key: tuple, prompt: str, _model) -> AttentionTrace:
-    return capture_attention(_model, prompt)
+def get_attention_and_logits(model_key: tuple, prompt: str, _model):
+    """(masked-LM logits [T, V] or None for other models, AttentionTrace): one forward pass
+    serves the attention views and the masked-LM tab."""
+    logits, at = capture_attention_and_logits(_model, prompt)
+    return (logits if _model.has_mlm_head else None), at
+
+
+def get_attention(model_key: tuple, prompt: str, model) -> AttentionTrace:
+    return get_attention_and_logits(model_key, prompt, model)[1]
 
 
 def _downloads(label: str, key: str, figure, svg=None) -> None:

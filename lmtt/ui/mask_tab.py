@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from lmtt.errors import LmttError
-from lmtt.masked_lm import predict_masks
-from lmtt.ui.attention_tab import get_attention
+from lmtt.masked_lm import predict_from_logits
+from lmtt.ui.attention_tab import get_attention_and_logits
 from lmtt.viz import static
 
 
@@ -19,7 +19,8 @@ def mask_tab(model, model_key: tuple, prompt: str) -> None:
         )
         return
     try:
-        predictions = predict_masks(model, prompt, k=5)
+        logits, at = get_attention_and_logits(model_key, prompt, model)
+        predictions = predict_from_logits(model, at.tokens, logits, k=5)
     except LmttError as e:
         st.warning(str(e))
         return
@@ -30,7 +31,6 @@ def mask_tab(model, model_key: tuple, prompt: str) -> None:
             hide_index=True,
             key=f"mask_{pred.position}",
         )
-    at = get_attention(model_key, prompt, model)
     layer = st.selectbox("diagrams of layer", range(at.n_layers), key="mask_layer")
     cols = st.columns(min(4, at.n_heads))
     for head in range(at.n_heads):
