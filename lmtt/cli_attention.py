@@ -89,19 +89,40 @@ def cmd_contexts(args) -> int:
     index = ContextIndex(args.index)
     matches = search_token(model, index, args.prompt, args.position, args.layer, args.k)
     table = Table(title=f"Corpus tokens closest to position {args.position} at layer {args.layer}")
-    for col in ("#", "cosine", "token", "UPOS", "deprel", "sentence"):
+    for col in ("#", "cosine", "token", "UPOS", "deprel", "in context"):
         table.add_column(col, overflow="fold")
     for m in matches:
         table.add_row(
             str(m.rank + 1), f"{m.similarity:.3f}", token_label(m.token), m.upos or "",
-            m.deprel or "", m.sentence[:80],
+            m.deprel or "", m.in_context(40),
         )  # fmt: skip
     console.print(table)
     upos, deprel = histograms(matches)
     if upos:
         console.print("UPOS: " + ", ".join(f"{t} {c}" for t, c in upos.items()))
         console.print("deprel: " + ", ".join(f"{t} {c}" for t, c in deprel.items()))
+    if args.out:
+        _write_matches(matches, upos, deprel, Path(args.out), args.layer)
+        console.print(f"wrote matches.csv and the histograms (PNG, SVG) to {args.out}")
     return 0
+
+
+def _write_matches(matches, upos: dict, deprel: dict, out: Path, layer: int) -> None:
+    import csv
+    from dataclasses import asdict
+
+    from lmtt.viz.static import figure_png_svg, tag_histograms_static
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "matches.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(matches[0])))
+        writer.writeheader()
+        writer.writerows(asdict(m) for m in matches)
+    if upos:
+        title = f"{len(matches)} nearest contexts, layer {layer}"
+        png, svg = figure_png_svg(tag_histograms_static(upos, deprel, title))
+        (out / "histograms.png").write_bytes(png)
+        (out / "histograms.svg").write_bytes(svg)
 
 
 def add_commands(sub, add_model_args) -> None:
@@ -137,4 +158,5 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--position", type=int, required=True, help="token position in the prompt")
     p.add_argument("--layer", type=int, required=True, help="0 = embeddings .. n_layers")
     p.add_argument("--k", type=int, default=50)
+    p.add_argument("--out", default=None, help="folder for matches.csv and histogram PNG/SVG")
     p.set_defaults(func=cmd_contexts)

@@ -3,12 +3,12 @@
 ``build_context_index`` streams a corpus one document at a time, runs the model, and appends
 every (non-special) token's residual state at each chosen layer, L2-normalised and float16, to
 ``layer-L.f16`` (a flat [n, d_model] array); token metadata (document, sentence, position,
-token, UPOS and dependency relation for CoNLL-U) goes to ``tokens.parquet``. ``search`` is an
-exact inner-product (cosine) search over the memory-mapped array in chunks, so neither the
-corpus nor the index has to fit in memory. A document longer than the model's context is split
-into pieces (each with the model's special tokens), so no token is dropped. Only the residual
-stream is captured (no attention hooks). Layer l is the residual stream before block l
-(0 = embeddings, n_layers = the final state).
+character span, token, UPOS and dependency relation for CoNLL-U) goes to ``tokens.parquet``.
+``search`` is an exact inner-product (cosine) search over the memory-mapped array in chunks, so
+neither the corpus nor the index has to fit in memory. A document longer than the model's
+context is split into pieces (each with the model's special tokens), so no token is dropped.
+Only the residual stream is captured (no attention hooks). Layer l is the residual stream before
+block l (0 = embeddings, n_layers = the final state).
 """
 
 from __future__ import annotations
@@ -46,15 +46,17 @@ def _prefix(model) -> list[int]:
 def _segments(model, doc, prefix: list[int]):
     """Split one document into pieces the model can take.
 
-    Returns (pieces, words): each piece is (token ids [t], positions [t] in the whole document,
-    is_special [t]) with t <= n_ctx; a document longer than the model's context is split, every
-    piece keeping the leading and trailing special tokens. ``words`` maps each document position
-    to its word (None for special tokens and text outside words)."""
+    Returns (pieces, words, spans): each piece is (token ids [t], positions [t] in the whole
+    document, is_special [t]) with t <= n_ctx; a document longer than the model's context is
+    split, every piece keeping the leading and trailing special tokens. ``words`` maps each
+    document position to its word (None for special tokens and text outside words), ``spans``
+    to its character span in the document text."""
     enc = model.tokenizer(
         doc.text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
     )
     ids = torch.tensor(prefix + enc["input_ids"])
     special = torch.tensor([1] * len(prefix) + enc["special_tokens_mask"], dtype=torch.bool)
+    spans = [(0, 0)] * len(prefix) + [tuple(o) for o in enc["offset_mapping"]]
     words = [None] * len(prefix) + word_index(doc, enc["offset_mapping"])
     T, n_ctx = len(ids), model.dims.n_ctx
     lead = int(special.int().cumprod(0).sum()) if T else 0
@@ -67,7 +69,7 @@ def _segments(model, doc, prefix: list[int]):
         body = torch.arange(start, min(start + size, T - trail))
         pos = torch.cat([torch.arange(lead), body, torch.arange(T - trail, T)])
         pieces.append((ids[pos], pos, special[pos]))
-    return pieces, words
+    return pieces, words, spans
 
 
 def build_context_index(
@@ -93,13 +95,13 @@ def build_context_index(
     folder.mkdir(parents=True, exist_ok=True)
     files = {x: open(folder / f"layer-{x}.f16", "wb") for x in layers}  # noqa: SIM115
     rows: dict[str, list] = {k: [] for k in ("doc_id", "sentence", "position", "token")}
-    rows |= {"upos": [], "deprel": []}
+    rows |= {"start": [], "end": [], "upos": [], "deprel": []}
     report, n = ReadReport(), 0
     bar = tqdm(desc="context index", unit="tok", unit_scale=True, disable=not progress)
     try:
         prefix = _prefix(model)
         for doc in read_corpus(corpus, report):
-            pieces, words = _segments(model, doc, prefix)
+            pieces, words, spans = _segments(model, doc, prefix)
             for ids, positions, special in pieces:
                 keep = (~special).nonzero().flatten()  # [k] indices into this piece
                 if max_tokens is not None:
@@ -116,6 +118,8 @@ def build_context_index(
                     rows["doc_id"].append(doc.doc_id)
                     rows["sentence"].append(doc.text)
                     rows["position"].append(pos)
+                    rows["start"].append(spans[pos][0])
+                    rows["end"].append(spans[pos][1])
                     rows["token"].append(strs[j])
                     rows["upos"].append(None if w is None or doc.upos is None else doc.upos[w])
                     rows["deprel"].append(
@@ -160,6 +164,18 @@ class ContextMatch:
     token: str
     upos: str | None
     deprel: str | None
+    start: int = 0  # the token's character span in ``sentence``
+    end: int = 0
+
+    def in_context(self, width: int = 80) -> str:
+        """The sentence around the token, the token marked »like this« (``width`` characters
+        of context on each side at most)."""
+        text, a, b = self.sentence, self.start, self.end
+        if not 0 <= a < b <= len(text):
+            return text[: 2 * width]
+        left = ("…" if a > width else "") + text[max(0, a - width) : a]
+        right = text[b : b + width] + ("…" if len(text) - b > width else "")
+        return f"{left}»{text[a:b]}«{right}".replace("\n", " ")
 
 
 class ContextIndex:
@@ -211,6 +227,8 @@ class ContextIndex:
 
 def search_token(model, index: ContextIndex, text: str, position: int, layer: int, k: int = 50):
     """The k corpus tokens whose state at ``layer`` is closest to the prompt token's."""
+    if k < 1:
+        raise ContextIndexError(f"Ask for at least one match (k = {k}).")
     hidden = capture_hidden(model, prepare_tokens(model, text))  # [L + 1, T, d_model]
     T = hidden.shape[1]
     if not 0 <= position < T:
@@ -223,7 +241,7 @@ def search_token(model, index: ContextIndex, text: str, position: int, layer: in
     rows = index.rows([i for i, _ in hits])
     return [
         ContextMatch(rank, sim, r["doc_id"], r["sentence"], r["position"], r["token"],
-                     r["upos"], r["deprel"])
+                     r["upos"], r["deprel"], r["start"], r["end"])
         for rank, ((_, sim), r) in enumerate(zip(hits, rows, strict=True))
     ]  # fmt: skip
 

@@ -75,6 +75,19 @@ def write_diagrams(at: AttentionTrace, folder: str | Path) -> Path:
     return folder
 
 
+def diagrams_zip(at: AttentionTrace) -> bytes:
+    """The diagrams and their index.html (as :func:`write_diagrams` writes them) in a zip."""
+    import io
+    import tempfile
+    import zipfile
+
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(write_diagrams(at, tmp).iterdir()):
+            zf.write(path, f"attention-diagrams/{path.name}")
+    return buf.getvalue()
+
+
 def mask_and_diagrams(model: LoadedModel, text: str, k: int, folder: str | Path | None):
     """Predictions, and (with a folder) the diagrams, from a single forward pass."""
     if folder is None:

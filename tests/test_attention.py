@@ -218,3 +218,17 @@ def test_model_view_hover_is_exact_for_short_prompts(tiny_model):
     pick = [t for t in model_view_figure(at).data if t.type == "scatter"][at.n_heads + 1]
     q, k = int(pick.y[-1]), int(pick.x[-1])
     assert f"{float(at.patterns[1, 1, q, k]):.2f}" in pick.text[-1]
+
+
+def test_diagrams_zip_holds_every_head_and_the_index(tiny_bert):
+    import io
+    import zipfile
+
+    from lmtt.masked_lm import diagrams_zip
+
+    _, model = tiny_bert
+    at = capture_attention(model, "the cat [MASK] on the mat .")
+    names = zipfile.ZipFile(io.BytesIO(diagrams_zip(at))).namelist()
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) == at.n_layers * at.n_heads
+    assert "attention-diagrams/index.html" in names

@@ -57,6 +57,9 @@ def test_search_equals_brute_force(minilm, index):
 
 def test_search_token_and_histograms(minilm, index):
     matches = search_token(minilm, index, "The cat sat on the mat.", 3, 6, k=50)
+    for m in matches:  # the stored span is the token's text (MiniLM is uncased, ## = inside)
+        assert m.sentence[m.start : m.end].lower() == m.token.removeprefix("##"), m
+        assert f"»{m.sentence[m.start : m.end]}«" in m.in_context()
     assert len(matches) == 50 and matches[0].rank == 0
     assert all(a.similarity >= b.similarity for a, b in zip(matches, matches[1:], strict=False))
     upos, deprel = histograms(matches)
@@ -100,3 +103,28 @@ def test_long_documents_are_split_not_truncated(gpt2_model, tmp_path):
             want = torch.nn.functional.normalize(hidden[layer, 1:], dim=-1)
             got = torch.from_numpy(np.array(index.vectors(layer)[start : start + len(piece)]))
             torch.testing.assert_close(got.float(), want, atol=2e-3, rtol=0)
+
+
+def test_cli_builds_reports_size_and_searches(minilm, shared_data, tmp_path, capsys):
+    from lmtt.cli import main
+
+    corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"
+    out = tmp_path / "index"
+    model = ["--model", "all-MiniLM-L6-v2"]
+    argv = ["index-contexts", *model, "--corpus", str(corpus), "--out", str(out), "--quiet"]
+    assert main([*argv, "--layers", "2", "6", "--max-tokens", "300"]) == 0
+    text = capsys.readouterr().out
+    size = sum(f.stat().st_size for f in out.iterdir() if f.name != "lmtt-contexts.json")
+    assert "indexed 300 tokens" in text and f"{size / 2**20:.1f} MB on disk" in text
+    argv = ["contexts", *model, "--index", str(out), "The dog barked.", "--position", "2"]
+    assert main([*argv, "--layer", "6", "--k", "20", "--out", str(tmp_path / "m")]) == 0
+    text = capsys.readouterr().out
+    assert "UPOS:" in text and "deprel:" in text
+    lines = (tmp_path / "m" / "matches.csv").read_text().splitlines()
+    assert lines[0].startswith("rank,similarity,doc_id") and len(lines) == 21
+    assert (tmp_path / "m" / "histograms.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in (tmp_path / "m" / "histograms.svg").read_text()[:400]
+    assert main([*argv, "--layer", "3"]) == 2  # not an indexed layer
+    assert "Layer 3 is not in this index" in capsys.readouterr().err
+    assert main([*argv, "--layer", "6", "--k", "0"]) == 2
+    assert "at least one match" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import streamlit as st
 from lmtt.attention import available_methods, qk_breakdown, query_key_map
 from lmtt.attention_trace import AttentionTrace, capture_attention, capture_attention_and_logits
 from lmtt.errors import LmttError
+from lmtt.ui.downloads import downloads as _downloads
 from lmtt.ui.sidebar import example_prompts
 from lmtt.viz import static
 from lmtt.viz.attention_figures import (
@@ -30,22 +31,6 @@ def get_attention_and_logits(model_key: tuple, prompt: str, _model):
 
 def get_attention(model_key: tuple, prompt: str, model) -> AttentionTrace:
     return get_attention_and_logits(model_key, prompt, model)[1]
-
-
-def _downloads(label: str, key: str, figure, svg=None) -> None:
-    """PNG and SVG buttons. ``figure`` (a callable returning a matplotlib figure) is drawn only
-    when a button is clicked, not on every rerun; ``svg`` (a callable returning SVG text)
-    replaces the figure's SVG."""
-
-    def png_data() -> bytes:
-        return static.figure_bytes(figure())
-
-    def svg_data() -> bytes:
-        return svg().encode() if svg is not None else static.figure_bytes(figure(), "svg")
-
-    a, b = st.columns(2)
-    a.download_button(f"{label} PNG", png_data, f"{key}.png", "image/png", key=f"{key}_png")
-    b.download_button(f"{label} SVG", svg_data, f"{key}.svg", "image/svg+xml", key=f"{key}_svg")
 
 
 def attention_tab(model, model_key: tuple, prompt: str) -> None:

@@ -9,12 +9,21 @@ import streamlit as st
 
 from lmtt.context_index import ContextIndex, histograms, search_token
 from lmtt.errors import LmttError
+from lmtt.ui.downloads import downloads
 from lmtt.viz.charts import tag_histogram
+from lmtt.viz.static import tag_histograms_static
+from lmtt.viz.text import token_label
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def get_context_index(folder: str) -> ContextIndex:
     return ContextIndex(folder)
+
+
+def _last_word(model, tokens: list[str]) -> int:
+    """Default token: the last one that is not a special token ([SEP], BOS, ...)."""
+    special = set(model.tokenizer.all_special_tokens)
+    return max((i for i, t in enumerate(tokens) if t not in special), default=0)
 
 
 def context_tab(model, prompt: str) -> None:
@@ -31,7 +40,11 @@ def context_tab(model, prompt: str) -> None:
         tokens = model.token_strings(model.encode(prompt))
         c1, c2 = st.columns(2)
         pos = c1.selectbox(
-            "token", range(len(tokens)), format_func=lambda i: f"{i}: {tokens[i]}", key="ctx_pos"
+            "token",
+            range(len(tokens)),
+            index=_last_word(model, tokens),
+            format_func=lambda i: f"{i}: {token_label(tokens[i])}",
+            key="ctx_pos",
         )
         layer = c2.selectbox("layer (0 = embeddings)", index.meta["layers"], key="ctx_layer")
         matches = search_token(model, index, prompt, pos, layer, k=50)
@@ -44,12 +57,16 @@ def context_tab(model, prompt: str) -> None:
             "token": [m.token for m in matches],
             "UPOS": [m.upos for m in matches],
             "deprel": [m.deprel for m in matches],
-            "sentence": [m.sentence for m in matches],
+            "in context": [m.in_context() for m in matches],
         }
     )
     st.dataframe(table, hide_index=True, key="ctx_matches")
     upos, deprel = histograms(matches)
     if upos:
         a, b = st.columns(2)
-        a.plotly_chart(tag_histogram(upos, "UPOS of the 50 matches"), key="ctx_upos")
+        a.plotly_chart(tag_histogram(upos, f"UPOS of the {len(matches)} matches"), key="ctx_upos")
         b.plotly_chart(tag_histogram(deprel, "Dependency relations"), key="ctx_deprel")
+        title = f"{len(matches)} nearest contexts of '{token_label(tokens[pos])}', layer {layer}"
+        downloads("histograms", "context_tags", lambda: tag_histograms_static(upos, deprel, title))
+    else:
+        st.caption("The corpus has no UPOS tags (index a CoNLL-U corpus for the histograms).")

