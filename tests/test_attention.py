@@ -232,3 +232,18 @@ def test_diagrams_zip_holds_every_head_and_the_index(tiny_bert):
     pngs = [n for n in names if n.endswith(".png")]
     assert len(pngs) == at.n_layers * at.n_heads
     assert "attention-diagrams/index.html" in names
+
+
+def test_qk_breakdown_figure_shows_the_numbers(tiny_model):
+    from lmtt.viz.attention_figures import qk_breakdown_figure
+
+    at = capture_attention(tiny_model, TEXT)
+    b = qk_breakdown(at, 1, 0, 5)
+    query, keys, products, scores, softmax = qk_breakdown_figure(b).data
+    torch.testing.assert_close(torch.tensor(query.z)[0], b.query)
+    torch.testing.assert_close(torch.tensor(keys.z), b.keys)
+    torch.testing.assert_close(torch.tensor(products.z), b.products)
+    torch.testing.assert_close(torch.tensor(softmax.x), b.weights)
+    allowed = at.key_mask()[5]
+    torch.testing.assert_close(torch.tensor(scores.x)[allowed], b.scores[allowed])
+    assert torch.tensor(scores.x)[~allowed].isnan().all()  # masked keys: no bar

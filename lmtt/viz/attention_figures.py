@@ -105,33 +105,45 @@ def picked_head(points: list[dict]) -> tuple[int, int] | None:
 
 
 def qk_breakdown_figure(b: QKBreakdown) -> go.Figure:
-    """Query, keys and their elementwise products as heatmaps, then scores and softmax."""
+    """BertViz's neuron view: the query (one row, d_head wide) above the keys (one row per
+    token), their elementwise products, the scores q.k / sqrt(d_head) and the softmax."""
     labels = [f"{i}:{token_label(t, 10)}" for i, t in enumerate(b.tokens)]
+    T = len(labels)
+    top = 48 / (22 * T + 48)  # the query row: about two key rows high
     fig = make_subplots(
-        1, 4, column_widths=[0.08, 0.38, 0.38, 0.16], horizontal_spacing=0.03,
-        subplot_titles=["query", "keys", "query x key", "score / softmax"],
+        2, 4, column_widths=[0.34, 0.34, 0.16, 0.16], row_heights=[top, 1 - top],
+        horizontal_spacing=0.02, vertical_spacing=0.02, shared_yaxes=True,
+        subplot_titles=["query", "", "", "", "keys", "query × key", "score", "softmax"],
     )  # fmt: skip
-    dims = list(range(len(b.query)))
-    fig.add_trace(go.Heatmap(z=b.query.view(-1, 1).numpy(), colorscale="RdBu", zmid=0,
-                             showscale=False, y=dims), 1, 1)  # fmt: skip
-    for col, mat in ((2, b.keys), (3, b.products)):
+    lim = float(max(b.keys.abs().max(), b.products.abs().max(), b.query.abs().max(), 1e-6))
+    rdbu = dict(colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim, showscale=False)
+    pos = b.query_pos
+    fig.add_trace(go.Heatmap(z=b.query.view(1, -1).numpy(), y=[labels[pos]], name="query",
+                             hovertemplate="query dim %{x}: %{z:.3f}<extra></extra>", **rdbu),
+                  1, 1)  # fmt: skip
+    for col, mat, what in ((1, b.keys, "key"), (2, b.products, "query × key")):
         fig.add_trace(
-            go.Heatmap(z=mat.numpy(), y=labels, colorscale="RdBu", zmid=0, showscale=False),
-            1,
-            col,
-        )
+            go.Heatmap(z=mat.numpy(), y=labels, name=what, **rdbu,
+                       hovertemplate=f"%{{y}} dim %{{x}}: {what} %{{z:.3f}}<extra></extra>"),
+            2, col,
+        )  # fmt: skip
     scores = b.scores.masked_fill(~b.scores.isfinite(), float("nan"))
     fig.add_trace(go.Bar(x=scores.numpy(), y=labels, orientation="h", name="score",
-                         marker_color="#aaa"), 1, 4)  # fmt: skip
+                         marker_color="#888", showlegend=False,
+                         hovertemplate="%{y}: q·k/√d = %{x:.3f}<extra></extra>"), 2, 3)  # fmt: skip
     fig.add_trace(go.Bar(x=b.weights.numpy(), y=labels, orientation="h", name="softmax",
-                         marker_color="#1f77b4"), 1, 4)  # fmt: skip
-    for col in (2, 3, 4):
-        fig.update_yaxes(autorange="reversed", row=1, col=col)
+                         marker_color="#1f77b4", showlegend=False,
+                         hovertemplate="%{y}: attention %{x:.3f}<extra></extra>"),
+                  2, 4)  # fmt: skip
+    fig.update_yaxes(autorange="reversed", row=2)
+    fig.update_xaxes(showticklabels=False, row=1)
+    fig.update_xaxes(title_text="d_head", row=2, col=1)
+    fig.update_xaxes(title_text="d_head", row=2, col=2)
+    fig.update_xaxes(range=[0, 1], row=2, col=4)
     fig.update_layout(
-        title=f"L{b.layer} H{b.head}, query {b.query_pos} '{token_label(b.tokens[b.query_pos])}'",
-        height=max(320, 22 * len(labels) + 120),
-        barmode="overlay",
-    )
+        title=f"L{b.layer} H{b.head}, query {pos} '{token_label(b.tokens[pos])}'",
+        height=22 * T + 200, margin=dict(l=10, r=10, t=70, b=40),
+    )  # fmt: skip
     return fig
 
 

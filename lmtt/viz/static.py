@@ -84,22 +84,37 @@ def head_view_static(at: AttentionTrace, layer: int, heads: list[int] | None = N
 
 
 def qk_breakdown_static(b: QKBreakdown) -> Figure:
+    """The q.k breakdown laid out like the interactive one: the query row above the keys,
+    then query x key, the scores and the softmax."""
     labels = [f"{i}:{token_label(t, 10)}" for i, t in enumerate(b.tokens)]
+    T = len(labels)
     fig, axes = plt.subplots(
-        1, 4, figsize=(12, 0.3 * len(labels) + 2), gridspec_kw={"width_ratios": [1, 5, 5, 3]}
-    )
+        2, 4, figsize=(13, 0.28 * T + 2.4), squeeze=False,
+        gridspec_kw={"width_ratios": [5, 5, 2.2, 2.2], "height_ratios": [1.6, T]},
+    )  # fmt: skip
     lim = float(max(b.keys.abs().max(), b.products.abs().max(), b.query.abs().max(), 1e-6))
-    axes[0].imshow(b.query.view(-1, 1).numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    axes[0].set_title("query")
-    for ax, mat, title in ((axes[1], b.keys, "keys"), (axes[2], b.products, "query x key")):
-        ax.imshow(mat.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_title(title)
-    axes[3].barh(range(len(labels)), b.weights.numpy(), color="#1f77b4")
-    axes[3].set_yticks(range(len(labels)), labels, fontsize=7)
-    axes[3].invert_yaxis()
-    axes[3].set_title("softmax")
-    fig.suptitle(f"L{b.layer} H{b.head}, query {b.query_pos}")
+    shade = dict(cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    axes[0][0].imshow(b.query.view(1, -1).numpy(), **shade)
+    axes[0][0].set_yticks([0], [labels[b.query_pos]], fontsize=7)
+    axes[0][0].set_xticks([])
+    axes[0][0].set_title("query", fontsize=9)
+    for ax in axes[0][1:]:
+        ax.axis("off")
+    for ax, mat, title in ((axes[1][0], b.keys, "keys"), (axes[1][1], b.products, "query x key")):
+        ax.imshow(mat.numpy(), **shade)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("d_head", fontsize=8)
+    scores = b.scores.masked_fill(~b.scores.isfinite(), float("nan")).numpy()
+    axes[1][2].barh(range(T), scores, color="#888")
+    axes[1][2].set_title("score", fontsize=9)
+    axes[1][3].barh(range(T), b.weights.numpy(), color="#1f77b4")
+    axes[1][3].set_xlim(0, 1)
+    axes[1][3].set_title("softmax", fontsize=9)
+    for col, ax in enumerate(axes[1]):
+        ax.set_ylim(T - 0.5, -0.5)
+        ax.set_yticks(range(T), labels if col == 0 else [""] * T, fontsize=7)
+    query = token_label(b.tokens[b.query_pos])
+    fig.suptitle(f"L{b.layer} H{b.head}, query {b.query_pos} '{query}'")
     return fig
 
 
