@@ -1,4 +1,4 @@
-"""``lmtt mask``, ``lmtt attention``, ``lmtt index-contexts`` and ``lmtt contexts``."""
+"""The attention commands: mask, attention, qk-map, index-contexts and contexts."""
 
 from __future__ import annotations
 
@@ -59,6 +59,31 @@ def cmd_attention(args) -> int:
     for name, data in files.items():
         (out / name).write_bytes(data)
     _console().print(f"wrote {', '.join(files)} to {out}")
+    return 0
+
+
+def cmd_qk_map(args) -> int:
+    """The query-key map of one head over a corpus, as interactive HTML, PNG and SVG."""
+    from lmtt.cli import _console, _load
+    from lmtt.qk_corpus import corpus_query_key_map
+    from lmtt.viz.attention_figures import qk_map_figure
+    from lmtt.viz.static import figure_png_svg, qk_map_static
+
+    model = _load(args)
+    cm = corpus_query_key_map(
+        model, args.corpus, args.layer, args.head, args.method, args.tokens, not args.quiet
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    qk_map_figure(cm.map, args.colour).write_html(out / "qk_map.html", include_plotlyjs=True)
+    png, svg = figure_png_svg(qk_map_static(cm.map))
+    (out / "qk_map.png").write_bytes(png)
+    (out / "qk_map.svg").write_bytes(svg)
+    skipped = f"; {cm.skipped_long} longer than the context left out" if cm.skipped_long else ""
+    _console().print(
+        f"mapped {cm.tokens:,} tokens of {cm.documents:,} documents{skipped} "
+        f"({len(cm.map.points):,} points); wrote qk_map.html, qk_map.png, qk_map.svg to {out}"
+    )
     return 0
 
 
@@ -141,6 +166,18 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--query", type=int, default=-1, help="query position for q.k (default last)")
     p.add_argument("--out", required=True, help="folder for the files")
     p.set_defaults(func=cmd_attention)
+
+    p = sub.add_parser("qk-map", help="one head's queries and keys over a corpus, in 2-D")
+    add_model_args(p)
+    p.add_argument("--corpus", required=True, help=".txt, .jsonl or .conllu file or folder")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--head", type=int, required=True)
+    p.add_argument("--tokens", type=int, default=2000, help="map about this many tokens")
+    p.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
+    p.add_argument("--colour", default="kind", choices=["kind", "position"])
+    p.add_argument("--out", required=True, help="folder for qk_map.html, .png and .svg")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_qk_map)
 
     p = sub.add_parser("index-contexts", help="store a corpus's hidden states for search")
     add_model_args(p)

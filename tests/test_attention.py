@@ -247,3 +247,30 @@ def test_qk_breakdown_figure_shows_the_numbers(tiny_model):
     allowed = at.key_mask()[5]
     torch.testing.assert_close(torch.tensor(scores.x)[allowed], b.scores[allowed])
     assert torch.tensor(scores.x)[~allowed].isnan().all()  # masked keys: no bar
+
+
+def test_corpus_query_key_map(gpt2_model, tmp_path, capsys):
+    from lmtt.cli import main
+    from lmtt.qk_corpus import corpus_query_key_map
+
+    long = " ".join(["word"] * 200)  # longer than the tiny model's context: left out
+    docs = ["the cat sat on the mat", long, "a dog ran", "the end of it all"]
+    (tmp_path / "c.txt").write_text("\n\n".join(docs) + "\n")
+    lengths = [len(gpt2_model.encode(d)) for d in (docs[0], docs[2])]
+    cm = corpus_query_key_map(gpt2_model, tmp_path / "c.txt", 1, 2, max_tokens=lengths[0] + 1)
+    assert cm.skipped_long == 1 and cm.documents == 2  # stops once enough tokens are mapped
+    assert cm.tokens == sum(lengths)
+    assert len(cm.map.points) == 2 * cm.tokens  # one point per query and per key
+    assert cm.map.sentences == (docs[0], docs[2])
+    with pytest.raises(AttentionViewError, match="Layer 7"):
+        corpus_query_key_map(gpt2_model, tmp_path / "c.txt", 7, 0)
+    (tmp_path / "long.txt").write_text(long + "\n")
+    with pytest.raises(AttentionViewError, match="no document that fits"):
+        corpus_query_key_map(gpt2_model, tmp_path / "long.txt", 0, 0)
+    out = tmp_path / "out"
+    argv = ["qk-map", "--model", str(gpt2_model.source), "--corpus", str(tmp_path / "c.txt")]
+    assert main([*argv, "--layer", "1", "--head", "0", "--out", str(out), "--quiet"]) == 0
+    assert "left out" in capsys.readouterr().out
+    assert (out / "qk_map.png").read_bytes()[:4] == b"\x89PNG"
+    assert "plotly" in (out / "qk_map.html").read_text()[:100_000].lower()
+    assert "<svg" in (out / "qk_map.svg").read_text()[:400]

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lmtt.attention import available_methods, qk_breakdown, query_key_map
-from lmtt.attention_trace import AttentionTrace, capture_attention, capture_attention_and_logits
+from lmtt.attention import qk_breakdown
+from lmtt.attention_trace import AttentionTrace, capture_attention_and_logits
 from lmtt.errors import LmttError
-from lmtt.ui.downloads import downloads as _downloads
-from lmtt.ui.sidebar import example_prompts
+from lmtt.ui.downloads import downloads
+from lmtt.ui.qk_map_panel import qk_map_panel
 from lmtt.viz import static
 from lmtt.viz.attention_figures import (
     attention_heatmap,
     model_view_figure,
     picked_head,
     qk_breakdown_figure,
-    qk_map_figure,
 )
 from lmtt.viz.head_view import head_view_html, head_view_svg
 from lmtt.viz.text import token_label
@@ -57,7 +56,7 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
         st.caption("One colour per head; untick heads to hide them; hover a token to see only "
                    "its lines, click it to keep that filter.")  # fmt: skip
         st.iframe(head_view_html(at, layer), height=at.n_tokens * 20 + 80)
-        _downloads(
+        downloads(
             "head view",
             "head_view",
             lambda: static.head_view_static(at, layer),
@@ -70,13 +69,13 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
             selection_mode="points",
         )  # fmt: skip
         st.plotly_chart(attention_heatmap(at, layer, head), key="model_view_large")
-        _downloads("model view", "model_view", lambda: static.model_view_static(at))
+        downloads("model view", "model_view", lambda: static.model_view_static(at))
     elif view == "q·k breakdown":
         b = qk_breakdown(at, layer, head, query)
         st.plotly_chart(qk_breakdown_figure(b), key="qk_breakdown")
-        _downloads("q·k", "qk_breakdown", lambda: static.qk_breakdown_static(b))
+        downloads("q·k", "qk_breakdown", lambda: static.qk_breakdown_static(b))
     else:
-        _qk_map(model, prompt, layer, head)
+        qk_map_panel(model, model_key, prompt, layer, head)
 
 
 def _open_picked() -> None:
@@ -85,30 +84,3 @@ def _open_picked() -> None:
     picked = picked_head(event.selection.points if event else [])
     if picked is not None:
         st.session_state["attn_layer"], st.session_state["attn_head"] = picked
-
-
-def _qk_map(model, prompt: str, layer: int, head: int) -> None:
-    text = st.text_area(
-        "prompts for the map (one per line; default: the example prompts and this prompt)",
-        key="qk_map_prompts",
-    )
-    c1, c2 = st.columns(2)
-    method = c1.selectbox("projection", available_methods(), key="qk_method")
-    colour = c2.selectbox("colour by", ["kind", "position"], key="qk_colour")
-    prompts = [ln for ln in text.splitlines() if ln.strip()] or [*example_prompts(), prompt]
-    traces, used, skipped = [], [], []
-    with st.spinner("Projecting queries and keys…"):
-        for p in prompts:
-            try:
-                traces.append(capture_attention(model, p, layers=[layer]))
-                used.append(p)
-            except LmttError as e:
-                skipped.append(str(e))
-        if not traces:
-            st.warning("No prompt could be mapped: " + "; ".join(skipped[:3]))
-            return
-        m = query_key_map(traces, used, 0, layer, head, method)
-    if skipped:
-        st.caption(f"Skipped {len(skipped)} prompt(s): {skipped[0]}")
-    st.plotly_chart(qk_map_figure(m, colour), key="qk_map")
-    _downloads("query-key map", "qk_map", lambda: static.qk_map_static(m))

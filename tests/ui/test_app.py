@@ -167,6 +167,13 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
         at.radio(key="attn_view").set_value(view).run()
         assert not at.exception, view
     assert at.get("download_button")  # PNG and SVG of the view
+    at.radio(key="qk_source").set_value("corpus").run()  # the map of a corpus's documents
+    (tmp_path / "c.txt").write_text("the cat sat\n\n" + " ".join(["long"] * 300) + "\n\na dog\n")
+    at.text_input(key="qk_corpus").set_value(str(tmp_path / "c.txt")).run()
+    assert not at.exception
+    assert any("(1 longer than the context left out)" in c.value for c in at.caption)
+    at.text_input(key="qk_corpus").set_value(str(tmp_path / "missing")).run()
+    assert at.warning and not at.exception
     assert any("no masked-LM head" in i.value for i in at.info)
 
     bert = make_tiny_bert(tmp_path / "bert")

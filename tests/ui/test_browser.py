@@ -244,7 +244,7 @@ def test_every_attention_tab_opens_and_renders(server):
         _download(page, "head view SVG", b"<svg")
         for view, marker in (
             ("model view", "L0 H0 attention"),
-            ("q·k breakdown", "query x key"),
+            ("q·k breakdown", "query × key"),
             ("query-key map", "Queries and keys of"),
         ):
             page.get_by_text(view, exact=True).click()
