@@ -164,8 +164,8 @@ class ContextMatch:
     token: str
     upos: str | None
     deprel: str | None
-    start: int = 0  # the token's character span in ``sentence``
-    end: int = 0
+    start: int = 0  # the token's character span in ``sentence`` (0, 0 in indexes built
+    end: int = 0  # before spans were stored: the sentence is then shown unmarked)
 
     def in_context(self, width: int = 80) -> str:
         """The sentence around the token, the token marked »like this« (``width`` characters
@@ -241,7 +241,7 @@ def search_token(model, index: ContextIndex, text: str, position: int, layer: in
     rows = index.rows([i for i, _ in hits])
     return [
         ContextMatch(rank, sim, r["doc_id"], r["sentence"], r["position"], r["token"],
-                     r["upos"], r["deprel"], r["start"], r["end"])
+                     r["upos"], r["deprel"], r.get("start", 0), r.get("end", 0))
         for rank, ((_, sim), r) in enumerate(zip(hits, rows, strict=True))
     ]  # fmt: skip
 

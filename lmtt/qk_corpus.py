@@ -35,6 +35,8 @@ def corpus_query_key_map(
         raise AttentionViewError(f"max_tokens must be at least 1, not {max_tokens}.")
     if not 0 <= layer < model.dims.n_layers:
         raise AttentionViewError(f"Layer {layer} is out of range: 0..{model.dims.n_layers - 1}.")
+    if not 0 <= head < model.dims.n_heads:
+        raise AttentionViewError(f"Head {head} is out of range: 0..{model.dims.n_heads - 1}.")
     traces, texts, n, skipped = [], [], 0, 0
     with tqdm(total=max_tokens, desc="query-key map", unit="tok", disable=not progress) as bar:
         for doc in read_corpus(corpus):

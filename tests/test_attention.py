@@ -264,6 +264,8 @@ def test_corpus_query_key_map(gpt2_model, tmp_path, capsys):
     assert cm.map.sentences == (docs[0], docs[2])
     with pytest.raises(AttentionViewError, match="Layer 7"):
         corpus_query_key_map(gpt2_model, tmp_path / "c.txt", 7, 0)
+    with pytest.raises(AttentionViewError, match="Head 9"):
+        corpus_query_key_map(gpt2_model, tmp_path / "c.txt", 0, 9)
     (tmp_path / "long.txt").write_text(long + "\n")
     with pytest.raises(AttentionViewError, match="no document that fits"):
         corpus_query_key_map(gpt2_model, tmp_path / "long.txt", 0, 0)
