@@ -13,8 +13,6 @@ block l (0 = embeddings, n_layers = the final state).
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from lmtt.attention_trace import capture_hidden
 from lmtt.corpus import ReadReport, read_corpus
 from lmtt.errors import LmttError
+from lmtt.store import read_manifest, write_manifest
 from lmtt.trace import prepare_tokens
 from lmtt.windows import word_index
 
@@ -148,9 +147,7 @@ def build_context_index(
         "skipped_invalid_utf8": report.skipped_invalid_utf8,
         "bytes": size,
     }
-    tmp = folder / (META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, folder / META)
+    write_manifest(folder / META, meta)
     return meta
 
 
@@ -181,15 +178,10 @@ class ContextMatch:
 class ContextIndex:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        meta = self.folder / META
-        if not meta.exists():
-            raise ContextIndexError(
-                f"{self.folder} is not a finished context index (no {META}). Build one with "
-                "`lmtt index-contexts --corpus PATH --out DIR`."
-            )
-        self.meta = json.loads(meta.read_text())
-        if self.meta.get("schema_version") != SCHEMA_VERSION:
-            raise ContextIndexError(f"{self.folder}: unknown schema; rebuild the index.")
+        self.meta = read_manifest(
+            self.folder / META, SCHEMA_VERSION, ContextIndexError, "a finished context index",
+            "lmtt index-contexts",
+        )  # fmt: skip
         self._tokens = None
 
     def vectors(self, layer: int) -> np.memmap:

@@ -27,7 +27,7 @@ import torch
 from lmtt.corpus import ReadReport, read_corpus
 from lmtt.errors import NeuronIndexError, NonFiniteActivationError
 from lmtt.neurons import NeuronStats, NeuronTopK
-from lmtt.store import MANIFEST, SCHEMA_VERSION, write_tables
+from lmtt.store import MANIFEST, SCHEMA_VERSION, write_manifest, write_tables
 from lmtt.windows import Window, windows
 
 
@@ -93,13 +93,7 @@ def prepare_folder(folder: Path, settings: IndexSettings) -> None:
             "into it: pass a new or empty --out folder."
         )
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(manifest, {"schema_version": SCHEMA_VERSION, "settings": asdict(settings)})
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    write_manifest(manifest, {"schema_version": SCHEMA_VERSION, "settings": asdict(settings)})
 
 
 def save_state(path: Path, state: ShardState) -> None:
@@ -314,4 +308,4 @@ def finalize(folder: Path, states: list[ShardState]) -> None:
         chunks=last.chunks_total,
         skipped_invalid_utf8=last.skipped_invalid_utf8,
     )
-    _write_json(folder / MANIFEST, manifest)
+    write_manifest(folder / MANIFEST, manifest)

@@ -20,13 +20,14 @@ Anyone can query the folder with DuckDB: ``SELECT * FROM 'DIR/examples.parquet'`
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from lmtt.errors import NeuronIndexError
+from lmtt.errors import LmttError, NeuronIndexError
 
 SCHEMA_VERSION = 1
 MANIFEST = "lmtt-index.json"
@@ -117,6 +118,36 @@ class TokenNeuron:
     max_activation: float
 
 
+def write_manifest(path: Path, obj: dict) -> None:
+    """Write a folder's JSON manifest atomically (a crash leaves the old one or none)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def read_manifest(
+    path: Path, version: int, error: type[LmttError], what: str, command: str
+) -> dict:
+    """A folder's JSON manifest, refusing a missing one or another schema version.
+
+    ``what`` names the folder kind ("a neuron index"), ``command`` the lmtt command that builds
+    it; both go into the error messages."""
+    folder = path.parent
+    if not path.exists():
+        raise error(
+            f"{folder} is not {what} (no {path.name}). Build one with "
+            f"`{command} --corpus PATH --out DIR`."
+        )
+    manifest = json.loads(path.read_text())
+    found = manifest.get("schema_version")
+    if found != version:
+        raise error(
+            f"{folder} has index schema version {found}; this lmtt reads version "
+            f"{version}. Rebuild it with `{command}`."
+        )
+    return manifest
+
+
 class NeuronIndex:
     """A finished neuron index folder, queried with DuckDB.
 
@@ -126,19 +157,10 @@ class NeuronIndex:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        manifest = self.folder / MANIFEST
-        if not manifest.exists():
-            raise NeuronIndexError(
-                f"{self.folder} is not a neuron index (no {MANIFEST}). Build one with "
-                "`lmtt index-neurons --corpus PATH --out DIR`."
-            )
-        self.manifest = json.loads(manifest.read_text())
-        version = self.manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise NeuronIndexError(
-                f"{self.folder} has index schema version {version}; this lmtt reads version "
-                f"{SCHEMA_VERSION}. Rebuild it with `lmtt index-neurons`."
-            )
+        self.manifest = read_manifest(
+            self.folder / MANIFEST, SCHEMA_VERSION, NeuronIndexError, "a neuron index",
+            "lmtt index-neurons",
+        )  # fmt: skip
         if not self.manifest.get("complete"):
             raise NeuronIndexError(
                 f"{self.folder} is an unfinished index: run the same `lmtt index-neurons` "

@@ -128,3 +128,15 @@ def test_cli_builds_reports_size_and_searches(minilm, shared_data, tmp_path, cap
     assert "Layer 3 is not in this index" in capsys.readouterr().err
     assert main([*argv, "--layer", "6", "--k", "0"]) == 2
     assert "at least one match" in capsys.readouterr().err
+
+
+def test_other_schema_version_is_refused(index, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(index.folder, copy)
+    meta = json.loads((copy / "lmtt-contexts.json").read_text()) | {"schema_version": 99}
+    (copy / "lmtt-contexts.json").write_text(json.dumps(meta))
+    with pytest.raises(ContextIndexError, match="schema version 99.*lmtt index-contexts"):
+        ContextIndex(copy)
