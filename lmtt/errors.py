@@ -1,10 +1,39 @@
-"""Error types. Every message says what went wrong *and* what to do about it."""
+"""Every error type lmtt raises on purpose. Each message says what went wrong *and* what to do.
+
+Two kinds are shared by every wing: :class:`NotCapturedError` (a trace lacks an activation kind)
+and :class:`OutOfRangeError` (a layer, head, neuron or position outside its range; the message
+names the valid range). :func:`check_index` raises the latter the same way everywhere.
+"""
 
 from __future__ import annotations
 
 
 class LmttError(Exception):
     """Base class for every error lmtt raises on purpose (bad input, missing files, ...)."""
+
+
+class OutOfRangeError(LmttError, IndexError):
+    """A layer, head, neuron or position outside its range (the message names the range)."""
+
+
+class NotCapturedError(LmttError, KeyError):
+    """A trace was asked for an activation kind it did not capture."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def check_index(what: str, value: int, size: int, negative: bool = False) -> int:
+    """``value`` as an index into ``size`` items, or :class:`OutOfRangeError` naming the range.
+
+    ``what`` is the capitalised name ("Layer", "Head", "Token position"); with ``negative``,
+    -size..-1 count from the end and are returned as 0..size-1.
+    """
+    low = -size if negative else 0
+    if not low <= int(value) < size:
+        tail = " (or negative, counting from the end)" if negative else ""
+        raise OutOfRangeError(f"{what} {value} is out of range: 0..{size - 1}{tail}.")
+    return int(value) % size if negative else int(value)
 
 
 class ModelNotFoundError(LmttError):
@@ -20,7 +49,11 @@ class ModelLoadError(LmttError):
 
 
 class UnsupportedArchitectureError(LmttError):
-    """The model's architecture is one the residual decomposition does not handle."""
+    """The model's architecture (or this use of it) is one lmtt does not handle."""
+
+
+class NoMlmHeadError(LmttError):
+    """The model has no masked-LM head (a decoder, or an encoder saved without one)."""
 
 
 class DeviceError(LmttError):
@@ -40,7 +73,7 @@ class NonFiniteActivationError(LmttError):
 
 
 class RouteError(LmttError):
-    """Bad route settings (target position, threshold)."""
+    """Bad route settings (threshold, ...)."""
 
 
 class EmptyRoutesError(RouteError):
@@ -51,5 +84,21 @@ class EmptyRoutesError(RouteError):
         self.max_threshold = max_threshold
 
 
-class NeuronIndexError(LmttError):
-    """A neuron-index job, folder or query problem (foreign folder, neuron out of range, ...)."""
+class AttentionViewError(LmttError):
+    """Bad settings for an attention view (projection method, empty input, ...)."""
+
+
+class CorpusFormatError(LmttError):
+    """A corpus file is malformed or of an unknown format."""
+
+
+class IndexFolderError(LmttError):
+    """An index folder problem shared by every index kind (manifest, schema version)."""
+
+
+class NeuronIndexError(IndexFolderError):
+    """A neuron-index job, folder or query problem (foreign folder, bad settings, ...)."""
+
+
+class ContextIndexError(IndexFolderError):
+    """A context-index folder or query problem."""

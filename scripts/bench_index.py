@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def forward_throughput(model, corpus: str, window: int, batch: int, tokens: int | None) -> float:
     import torch
 
-    from lmtt.corpus import read_corpus
-    from lmtt.windows import windows
+    from lmtt.corpus.readers import read_corpus
+    from lmtt.corpus.windows import windows
 
     wins = list(windows(read_corpus(corpus), model.tokenizer, window, tokens))
     full = [w for w in wins if len(w.ids) == window]
@@ -41,7 +41,7 @@ def forward_throughput(model, corpus: str, window: int, batch: int, tokens: int 
 
 
 def index_throughput(model, corpus: str, window: int, batch: int, tokens: int | None) -> float:
-    from lmtt.neuron_index import IndexSettings, index_neurons
+    from lmtt.index.neuron_index import IndexSettings, index_neurons
 
     d = model.dims
     settings = IndexSettings(

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    from lmtt.attention.qk_map import corpus_query_key_map
     from lmtt.models import load_model
-    from lmtt.qk_corpus import corpus_query_key_map
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="all-MiniLM-L6-v2")

@@ -57,9 +57,9 @@ def run_phase(folder: str, phase: str, T: int, device: str, repeats: int) -> dic
     """Runs in the child process: one phase at one length; returns seconds and peak RSS."""
     import torch
 
-    from lmtt.graph import build_graph, routes
+    from lmtt.flow.graph import build_graph, routes
     from lmtt.models import load_model
-    from lmtt.trace import run_trace
+    from lmtt.models.trace import run_trace
 
     model = load_model(folder, device=device)
     gen = torch.Generator().manual_seed(T)

@@ -30,7 +30,7 @@ MARKER = "<!-- check_demo_model -->"
 
 def validation_losses(model, text: str) -> tuple[float, float]:
     """(model loss, unigram cross-entropy) in nats/token on the last 5% of ``text``."""
-    from lmtt.trace import run_trace
+    from lmtt.models.trace import run_trace
 
     split = int(len(text) * 0.95)
     tok = model.tokenizer
@@ -55,7 +55,7 @@ def repeated_sequence(model, n: int, seed: int) -> torch.Tensor:
 
 def induction_scores(model, n: int = 50, seeds: int = 10) -> torch.Tensor:
     """[L, H] mean attention from second-copy tokens to the token after their first occurrence."""
-    from lmtt.trace import run_trace
+    from lmtt.models.trace import run_trace
 
     d = model.dims
     scores = torch.zeros(d.n_layers, d.n_heads)
@@ -71,8 +71,8 @@ def induction_scores(model, n: int = 50, seeds: int = 10) -> torch.Tensor:
 def copy_edge_weights(model, layers: list[int], n: int, seeds: int = 5) -> dict:
     """Per layer, the weight of the edge copy source -> that block at every second-copy token
     of ``seeds`` repeated sequences (each sequence traced once for all layers)."""
-    from lmtt.contributions import attention_contributions
-    from lmtt.trace import run_trace
+    from lmtt.flow.contributions import attention_contributions
+    from lmtt.models.trace import run_trace
 
     out: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     targets = torch.arange(1 + n + 1, 1 + 2 * n)
@@ -92,9 +92,9 @@ def main() -> int:
     if not CORPUS.is_file():
         sys.exit(f"check: the corpus {CORPUS} is missing (../shared/data)")
 
-    from lmtt.graph import routes
+    from lmtt.flow.graph import routes
     from lmtt.models import load_model
-    from lmtt.trace import run_trace
+    from lmtt.models.trace import run_trace
     from lmtt.viz.text import node_label
 
     model = load_model(args.model, device="cpu")

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lmtt.config import load_model_catalog
-from lmtt.graph import routes
+from lmtt.flow.graph import routes
 from lmtt.models import load_model
-from lmtt.trace import run_trace
+from lmtt.models.catalog import load_model_catalog
+from lmtt.models.trace import run_trace
 
 LINE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak,"
 

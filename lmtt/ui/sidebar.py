@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
 import streamlit as st
-import yaml
 
-from lmtt.config import config_dir, load_model_catalog
-
-CUSTOM = "custom model name or local folder…"
+from lmtt.config import example_prompts
+from lmtt.models.catalog import load_model_catalog
+from lmtt.ui import state
+from lmtt.ui.state import CUSTOM
 
 
 @dataclass(frozen=True)
@@ -26,50 +25,16 @@ class Settings:
     neuron_index: str = ""
 
 
-def example_prompts() -> list[str]:
-    path = Path(config_dir()) / "prompts.yaml"
-    return list(yaml.safe_load(path.read_text(encoding="utf-8"))["prompts"])
-
-
-def _init_from_url() -> None:
-    """Seed widget state from the URL once per session (shareable links)."""
-    if st.session_state.get("_url_loaded"):
-        return
-    st.session_state["_url_loaded"] = True
-    q = st.query_params
-    catalog = load_model_catalog()
-    model = q.get("model", catalog.default)
-    if model in catalog.names():
-        st.session_state["model_choice"] = model
-    else:
-        st.session_state["model_choice"] = CUSTOM
-        st.session_state["custom_model"] = model
-    st.session_state["prompt"] = q.get("prompt", example_prompts()[0])
-    try:
-        st.session_state["threshold"] = min(0.5, max(0.0, float(q.get("threshold", 0.04))))
-    except ValueError:
-        st.session_state["threshold"] = 0.04
-    if "target" in q and q["target"].lstrip("-").isdigit():
-        st.session_state["target"] = int(q["target"])
-    st.session_state["neuron_index"] = q.get("index", os.environ.get("LMTT_NEURON_INDEX", ""))
-    if "sel" in q:
-        st.session_state["selection"] = q["sel"]
-
-
-def _use_example() -> None:
-    st.session_state["prompt"] = st.session_state["example"]
-    st.session_state.pop("target", None)
-
-
-def _use_uploaded() -> None:
-    st.session_state["prompt"] = st.session_state["uploaded_prompt"]
-    st.session_state.pop("target", None)
-
-
 def sidebar() -> Settings:
-    _init_from_url()
+    state.init_from_url()
+    model, device, dtype = _model_section(st.sidebar)
+    prompt = _prompt_section(st.sidebar)
+    threshold, renormalize, final_norm, index = _routes_section(st.sidebar)
+    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index)
+
+
+def _model_section(sb) -> tuple[str, str, str]:
     catalog = load_model_catalog()
-    sb = st.sidebar
     sb.header("Model")
     choice = sb.selectbox(
         "model",
@@ -86,13 +51,16 @@ def sidebar() -> Settings:
     col1, col2 = sb.columns(2)
     device = col1.selectbox("device", ["auto", "cpu", "cuda"], key="device")
     dtype = col2.selectbox("dtype", ["float32", "bfloat16", "float16"], key="dtype")
+    return model, device, dtype
 
+
+def _prompt_section(sb) -> str:
     sb.header("Prompt")
     sb.selectbox(
         "examples",
         example_prompts(),
         key="example",
-        on_change=_use_example,
+        on_change=partial(state.use_prompt, "example"),
         format_func=lambda p: p.replace("\n", " ⏎ ")[:60],
     )
     upload = sb.file_uploader("prompts file (one per line)", type=["txt"])
@@ -103,11 +71,13 @@ def sidebar() -> Settings:
                 "uploaded prompts",
                 lines,
                 key="uploaded_prompt",
-                on_change=_use_uploaded,
+                on_change=partial(state.use_prompt, "uploaded_prompt"),
                 format_func=lambda p: p[:60],
             )
-    prompt = sb.text_area("prompt", key="prompt", height=150)
+    return sb.text_area("prompt", key="prompt", height=150)
 
+
+def _routes_section(sb) -> tuple[float, bool, bool, str]:
     sb.header("Routes")
     threshold = sb.slider(
         "threshold",
@@ -129,4 +99,4 @@ def sidebar() -> Settings:
         key="neuron_index",
         help="a folder written by `lmtt index-neurons` (or set LMTT_NEURON_INDEX)",
     ).strip()
-    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index)
+    return threshold, renormalize, final_norm, index

@@ -6,20 +6,22 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lmtt.attention import QKBreakdown, QueryKeyMap
-from lmtt.attention_trace import AttentionTrace
+from lmtt.attention.qk import QKBreakdown
+from lmtt.attention.qk_map import QueryKeyMap
+from lmtt.attention.views import view_layers
+from lmtt.models.trace import Trace
 from lmtt.viz.text import token_label
 
 PICK_GRID = 12  # clickable markers per side of each small heatmap in the model view
 
 
-def attention_heatmap(at: AttentionTrace, layer: int, head: int) -> go.Figure:
+def attention_heatmap(trace: Trace, layer: int, head: int) -> go.Figure:
     """One head's pattern large: queries down, keys across."""
-    at.check(layer, head)
-    labels = [f"{i}:{token_label(t, 12)}" for i, t in enumerate(at.token_strs)]
+    trace.check(layer, head)
+    labels = [f"{i}:{token_label(t, 12)}" for i, t in enumerate(trace.token_strs)]
     fig = go.Figure(
         go.Heatmap(
-            z=at.patterns[layer, head].numpy(),
+            z=trace.pattern(layer)[head].numpy(),
             x=labels,
             y=labels,
             colorscale="Viridis",
@@ -32,7 +34,7 @@ def attention_heatmap(at: AttentionTrace, layer: int, head: int) -> go.Figure:
     return fig
 
 
-def model_view_figure(at: AttentionTrace, picked: tuple[int, int] | None = None) -> go.Figure:
+def model_view_figure(trace: Trace, picked: tuple[int, int] | None = None) -> go.Figure:
     """Every layer x head as a small heatmap (rows: layers, columns: heads).
 
     Plotly cannot select heatmap cells, so each small heatmap is covered by a grid of invisible
@@ -40,59 +42,62 @@ def model_view_figure(at: AttentionTrace, picked: tuple[int, int] | None = None)
     of its markers. :func:`picked_head` turns that selection back into (layer, head). The
     ``picked`` head is outlined.
     """
-    L, H, T = at.n_layers, at.n_heads, at.n_tokens
+    layers, H, T = view_layers(trace), trace.n_heads, trace.n_tokens
     fig = make_subplots(
-        L, H, horizontal_spacing=0.004, vertical_spacing=0.01,
-        column_titles=[f"H{h}" for h in range(H)], row_titles=[f"L{lay}" for lay in range(L)],
+        len(layers), H, horizontal_spacing=0.004, vertical_spacing=0.01,
+        column_titles=[f"H{h}" for h in range(H)], row_titles=[f"L{lay}" for lay in layers],
     )  # fmt: skip
-    for layer in range(L):
+    for row, layer in enumerate(layers):
         for h in range(H):
             fig.add_trace(
                 go.Heatmap(
-                    z=at.patterns[layer, h].numpy(), colorscale="Viridis", zmin=0, zmax=1,
+                    z=trace.pattern(layer)[h].numpy(), colorscale="Viridis", zmin=0, zmax=1,
                     showscale=False, name=f"L{layer} H{h}", hoverinfo="skip",
                 ),
-                layer + 1, h + 1,
+                row + 1, h + 1,
             )  # fmt: skip
-    grid = torch.linspace(0, T - 1, min(T, PICK_GRID)).round().long().unique()
-    qs, ks = torch.meshgrid(grid, grid, indexing="ij")  # [n, n] query and key positions
-    qs, ks = qs.flatten(), ks.flatten()
-    exact = len(grid) == T  # every cell has its marker: hover can show its value
-    for layer in range(L):
+    for row, layer in enumerate(layers):
         for h in range(H):
-            if exact:
-                att = at.patterns[layer, h][qs, ks].tolist()
-                text = [
-                    f"L{layer} H{h} · query {q} '{token_label(at.token_strs[q], 12)}' → key {k} "
-                    f"'{token_label(at.token_strs[k], 12)}': {a:.2f}<br>click to open it large"
-                    for q, k, a in zip(qs.tolist(), ks.tolist(), att, strict=True)
-                ]
-            else:
-                text = [f"L{layer} H{h}<br>click to open it large"] * len(qs)
-            fig.add_trace(
-                go.Scatter(
-                    x=ks.numpy(), y=qs.numpy(), mode="markers", showlegend=False,
-                    marker=dict(size=14, opacity=0), selected=dict(marker=dict(opacity=0)),
-                    unselected=dict(marker=dict(opacity=0)), customdata=[[layer, h]] * len(qs),
-                    name=f"pick L{layer} H{h}", text=text, hovertemplate="%{text}<extra></extra>",
-                ),
-                layer + 1, h + 1,
-            )  # fmt: skip
+            fig.add_trace(_pick_markers(trace, layer, h), row + 1, h + 1)
     if picked is not None:
         layer, h = picked
-        at.check(layer, h)
+        trace.check(layer, h)
         fig.add_shape(
             type="rect", x0=-0.5, x1=T - 0.5, y0=-0.5, y1=T - 0.5, line=dict(color="#ff4b4b",
-            width=3), row=layer + 1, col=h + 1,
+            width=3), row=layers.index(layer) + 1, col=h + 1,
         )  # fmt: skip
     bare = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False)
     fig.update_xaxes(range=[-0.5, T - 0.5], **bare)
     fig.update_yaxes(range=[T - 0.5, -0.5], **bare)
     fig.update_layout(
-        height=max(300, 70 * L), margin=dict(l=30, r=30, t=50, b=10), clickmode="event+select",
-        dragmode=False,
+        height=max(300, 70 * len(layers)), margin=dict(l=30, r=30, t=50, b=10),
+        clickmode="event+select", dragmode=False,
     )  # fmt: skip
     return fig
+
+
+def _pick_markers(trace: Trace, layer: int, h: int) -> go.Scatter:
+    """The invisible, clickable markers over one small heatmap of the model view."""
+    T = trace.n_tokens
+    grid = torch.linspace(0, T - 1, min(T, PICK_GRID)).round().long().unique()
+    qs, ks = torch.meshgrid(grid, grid, indexing="ij")  # [n, n] query and key positions
+    qs, ks = qs.flatten(), ks.flatten()
+    if len(grid) == T:  # every cell has its marker: hover can show its value
+        att = trace.pattern(layer)[h][qs, ks].tolist()
+        strs = trace.token_strs
+        text = [
+            f"L{layer} H{h} · query {q} '{token_label(strs[q], 12)}' → key {k} "
+            f"'{token_label(strs[k], 12)}': {a:.2f}<br>click to open it large"
+            for q, k, a in zip(qs.tolist(), ks.tolist(), att, strict=True)
+        ]
+    else:
+        text = [f"L{layer} H{h}<br>click to open it large"] * len(qs)
+    return go.Scatter(
+        x=ks.numpy(), y=qs.numpy(), mode="markers", showlegend=False,
+        marker=dict(size=14, opacity=0), selected=dict(marker=dict(opacity=0)),
+        unselected=dict(marker=dict(opacity=0)), customdata=[[layer, h]] * len(qs),
+        name=f"pick L{layer} H{h}", text=text, hovertemplate="%{text}<extra></extra>",
+    )  # fmt: skip
 
 
 def picked_head(points: list[dict]) -> tuple[int, int] | None:

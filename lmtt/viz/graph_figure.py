@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from lmtt.graph import Node, RouteGraph
+from lmtt.flow.graph import Node, RouteGraph
 from lmtt.viz.text import token_label
 
 KIND_STYLE = {  # colour, marker symbol, label

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from lmtt.graph import RouteGraph
+from lmtt.flow.graph import RouteGraph
 from lmtt.viz.graph_figure import EDGE_COLOUR, KIND_STYLE, node_xy
 from lmtt.viz.text import token_label
 

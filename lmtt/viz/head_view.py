@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from lmtt.attention_trace import AttentionTrace
+from lmtt.models.trace import Trace
 
 HEAD_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -22,14 +22,14 @@ def head_colour(head: int) -> str:
 
 
 def head_view_svg(
-    at: AttentionTrace, layer: int, heads: list[int] | None = None, token: int | None = None
+    trace: Trace, layer: int, heads: list[int] | None = None, token: int | None = None
 ) -> str:
     """Static SVG; ``heads`` (default all) and ``token`` (a query position) filter the lines."""
-    at.check(layer, query=token)
-    heads = list(range(at.n_heads)) if heads is None else heads
+    trace.check(layer, position=token)
+    heads = list(range(trace.n_heads)) if heads is None else heads
     for h in heads:
-        at.check(layer, h)
-    T = at.n_tokens
+        trace.check(layer, h)
+    T = trace.n_tokens
     height = T * ROW + 30
     left_x, right_x = 190, WIDTH - 190
     parts = [
@@ -37,7 +37,7 @@ def head_view_svg(
         f'font-family="monospace" font-size="12" class="lmtt-head-view">',
         f'<text x="{WIDTH / 2}" y="14" text-anchor="middle">Layer {layer}</text>',
     ]
-    pattern = at.patterns[layer]  # [H, T, T]
+    pattern = trace.pattern(layer)  # [H, T, T]
     for h in heads:
         q_idx, k_idx = (pattern[h] > MIN_WEIGHT).nonzero(as_tuple=True)
         for q, k in zip(q_idx.tolist(), k_idx.tolist(), strict=True):
@@ -50,7 +50,7 @@ def head_view_svg(
                 f'stroke="{head_colour(h)}" stroke-width="{1 + 3 * w:.2f}" '
                 f'stroke-opacity="{w:.3f}" data-h="{h}" data-q="{q}" data-k="{k}"/>'
             )
-    for i, s in enumerate(at.token_strs):
+    for i, s in enumerate(trace.token_strs):
         label = html.escape(s.replace("\n", "⏎"))
         y = 30 + i * ROW
         parts.append(
@@ -89,15 +89,15 @@ _SCRIPT = """
 """
 
 
-def head_view_html(at: AttentionTrace, layer: int) -> str:
+def head_view_html(trace: Trace, layer: int) -> str:
     """Interactive head view: a checkbox per head; hover a token to see only its lines,
     click it to keep that filter."""
     boxes = "".join(
         f'<label style="color:{head_colour(h)};margin-right:6px">'
         f'<input type="checkbox" value="{h}" checked>h{h}</label>'
-        for h in range(at.n_heads)
+        for h in range(trace.n_heads)
     )
     return (
         f'<div class="lmtt-head-view-root"><div style="font:12px sans-serif">{boxes}</div>'
-        f"{head_view_svg(at, layer)}{_SCRIPT}</div>"
+        f"{head_view_svg(trace, layer)}{_SCRIPT}</div>"
     )

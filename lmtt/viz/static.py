@@ -1,19 +1,22 @@
-"""Static PNG/SVG renderings of the attention views (matplotlib, no browser needed)."""
+"""Static PNG/SVG renderings of the attention views (matplotlib, no browser needed).
+
+Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot:
+writing a PNG or SVG picks its own canvas, so nothing here selects a backend or touches
+pyplot's global state, and a notebook keeps whatever backend it uses.
+"""
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from lmtt.attention import QKBreakdown, QueryKeyMap  # noqa: E402
-from lmtt.attention_trace import AttentionTrace  # noqa: E402
-from lmtt.viz.head_view import head_colour  # noqa: E402
-from lmtt.viz.text import token_label  # noqa: E402
+from lmtt.attention.qk import QKBreakdown
+from lmtt.attention.qk_map import QueryKeyMap
+from lmtt.attention.views import view_layers
+from lmtt.models.trace import Trace
+from lmtt.viz.head_view import head_colour
+from lmtt.viz.text import token_label
 
 
 def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
@@ -21,7 +24,6 @@ def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
         raise ValueError(f"format must be png or svg, not {fmt!r}")
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -36,7 +38,8 @@ def attention_diagram(pattern, tokens: list[str], title: str) -> Figure:
     """One head's attention: tokens on both axes (query rows, key columns), brighter = more."""
     labels = [token_label(t, 12) for t in tokens]
     size = max(3.0, 0.28 * len(labels) + 1.2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(pattern.numpy(), cmap="inferno", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -46,34 +49,36 @@ def attention_diagram(pattern, tokens: list[str], title: str) -> Figure:
     return fig
 
 
-def model_view_static(at: AttentionTrace) -> Figure:
-    L, H = at.n_layers, at.n_heads
-    fig, axes = plt.subplots(L, H, figsize=(1.1 * H, 1.1 * L), squeeze=False)
-    for layer in range(L):
+def model_view_static(trace: Trace) -> Figure:
+    layers, H = view_layers(trace), trace.n_heads
+    fig = Figure(figsize=(1.1 * H, 1.1 * len(layers)))
+    axes = fig.subplots(len(layers), H, squeeze=False)
+    for row, layer in enumerate(layers):
         for h in range(H):
-            ax = axes[layer][h]
-            ax.imshow(at.patterns[layer, h].numpy(), cmap="inferno", vmin=0, vmax=1)
+            ax = axes[row][h]
+            ax.imshow(trace.pattern(layer)[h].numpy(), cmap="inferno", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            if layer == 0:
+            if row == 0:
                 ax.set_title(f"H{h}", fontsize=7)
             if h == 0:
                 ax.set_ylabel(f"L{layer}", fontsize=7)
     return fig
 
 
-def head_view_static(at: AttentionTrace, layer: int, heads: list[int] | None = None) -> Figure:
-    at.check(layer)
-    heads = list(range(at.n_heads)) if heads is None else heads
-    T = at.n_tokens
-    fig, ax = plt.subplots(figsize=(5, 0.3 * T + 1))
+def head_view_static(trace: Trace, layer: int, heads: list[int] | None = None) -> Figure:
+    trace.check(layer)
+    heads = list(range(trace.n_heads)) if heads is None else heads
+    T = trace.n_tokens
+    fig = Figure(figsize=(5, 0.3 * T + 1))
+    ax = fig.subplots()
     for h in heads:
-        at.check(layer, h)
-        p = at.patterns[layer, h]
+        trace.check(layer, h)
+        p = trace.pattern(layer)[h]
         for q, k in (p > 0.01).nonzero().tolist():
             w = float(p[q, k])
             ax.plot([0, 1], [q, k], color=head_colour(h), alpha=w, linewidth=0.5 + 2.5 * w)
-    for i, s in enumerate(at.token_strs):
+    for i, s in enumerate(trace.token_strs):
         ax.text(-0.03, i, token_label(s, 14), ha="right", va="center", fontsize=8)
         ax.text(1.03, i, token_label(s, 14), ha="left", va="center", fontsize=8)
     ax.set_ylim(T - 0.5, -0.5)
@@ -88,8 +93,9 @@ def qk_breakdown_static(b: QKBreakdown) -> Figure:
     then query x key, the scores and the softmax."""
     labels = [f"{i}:{token_label(t, 10)}" for i, t in enumerate(b.tokens)]
     T = len(labels)
-    fig, axes = plt.subplots(
-        2, 4, figsize=(13, 0.28 * T + 2.4), squeeze=False,
+    fig = Figure(figsize=(13, 0.28 * T + 2.4))
+    axes = fig.subplots(
+        2, 4, squeeze=False,
         gridspec_kw={"width_ratios": [5, 5, 2.2, 2.2], "height_ratios": [1.6, T]},
     )  # fmt: skip
     lim = float(max(b.keys.abs().max(), b.products.abs().max(), b.query.abs().max(), 1e-6))
@@ -119,7 +125,8 @@ def qk_breakdown_static(b: QKBreakdown) -> Figure:
 
 
 def qk_map_static(m: QueryKeyMap) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     pts = m.points.numpy()
     for kind, colour, marker in (("query", "#d62728", "o"), ("key", "#2ca02c", "D")):
         idx = [i for i, k in enumerate(m.kind) if k == kind]
@@ -131,7 +138,8 @@ def qk_map_static(m: QueryKeyMap) -> Figure:
 
 def tag_histograms_static(upos: dict[str, int], deprel: dict[str, int], title: str) -> Figure:
     """UPOS and dependency-relation counts of context-search matches, side by side."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig = Figure(figsize=(10, 3.2))
+    axes = fig.subplots(1, 2)
     for ax, counts, name in ((axes[0], upos, "UPOS"), (axes[1], deprel, "dependency relation")):
         tags = sorted(counts, key=lambda t: (-counts[t], t))
         ax.bar(range(len(tags)), [counts[t] for t in tags], color="#4C78A8")

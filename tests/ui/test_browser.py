@@ -47,9 +47,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def context_index(shared_data, tmp_path_factory) -> Path:
     """A small context index of UD English EWT for the default (demo) model."""
-    from lmtt.config import load_model_catalog
-    from lmtt.context_index import build_context_index
+    from lmtt.index.context_index import build_context_index
     from lmtt.models import load_model
+    from lmtt.models.catalog import load_model_catalog
 
     model = load_model(load_model_catalog().default, device="cpu")
     corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"

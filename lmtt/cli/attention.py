@@ -1,0 +1,117 @@
+"""``lmtt mask``, ``lmtt attention`` and ``lmtt qk-map``: the classic attention views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lmtt.cli import common
+
+
+def cmd_mask(args) -> int:
+    from lmtt.viz.diagrams import mask_and_diagrams
+    from lmtt.viz.text import percent
+
+    console = common.console()
+    model = common.load(args)
+    for pred in mask_and_diagrams(model, args.prompt, args.top_k, args.diagrams):
+        fillers = ", ".join(f"{tok} {percent(p)}" for tok, p in pred.fillers)
+        console.print(f"position {pred.position}: {fillers}")
+    if args.diagrams:
+        console.print(f"wrote one diagram per layer and head, and index.html, to {args.diagrams}")
+    return 0
+
+
+def cmd_attention(args) -> int:
+    """Write the attention views of one prompt as files (HTML, SVG, PNG)."""
+    from lmtt.attention.qk import qk_breakdown
+    from lmtt.attention.views import capture_attention
+    from lmtt.errors import check_index
+    from lmtt.viz.head_view import head_view_html, head_view_svg
+    from lmtt.viz.static import (
+        attention_diagram,
+        figure_bytes,
+        figure_png_svg,
+        head_view_static,
+        model_view_static,
+        qk_breakdown_static,
+    )
+
+    model = common.load(args)
+    trace = capture_attention(model, args.prompt)
+    trace.check(args.layer, args.head)
+    query = check_index("Token position", args.query, trace.n_tokens, negative=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    b = qk_breakdown(trace, args.layer, args.head, query)
+    model_png, model_svg = figure_png_svg(model_view_static(trace))
+    qk_png, qk_svg = figure_png_svg(qk_breakdown_static(b))
+    files = {
+        "head_view.html": head_view_html(trace, args.layer).encode(),
+        "head_view.svg": head_view_svg(trace, args.layer).encode(),
+        "head_view.png": figure_bytes(head_view_static(trace, args.layer)),
+        "model_view.png": model_png,
+        "model_view.svg": model_svg,
+        "head.png": figure_bytes(
+            attention_diagram(trace.pattern(args.layer)[args.head], list(trace.token_strs), "")
+        ),
+        "qk.png": qk_png,
+        "qk.svg": qk_svg,
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    common.console().print(f"wrote {', '.join(files)} to {out}")
+    return 0
+
+
+def cmd_qk_map(args) -> int:
+    """The query-key map of one head over a corpus, as interactive HTML, PNG and SVG."""
+    from lmtt.attention.qk_map import corpus_query_key_map
+    from lmtt.viz.attention_figures import qk_map_figure
+    from lmtt.viz.static import figure_png_svg, qk_map_static
+
+    model = common.load(args)
+    cm = corpus_query_key_map(
+        model, args.corpus, args.layer, args.head, args.method, args.tokens, not args.quiet
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    qk_map_figure(cm.map, args.colour).write_html(out / "qk_map.html", include_plotlyjs=True)
+    png, svg = figure_png_svg(qk_map_static(cm.map))
+    (out / "qk_map.png").write_bytes(png)
+    (out / "qk_map.svg").write_bytes(svg)
+    skipped = f"; {cm.skipped_long} longer than the context left out" if cm.skipped_long else ""
+    common.console().print(
+        f"mapped {cm.tokens:,} tokens of {cm.documents:,} documents{skipped} "
+        f"({len(cm.map.points):,} points); wrote qk_map.html, qk_map.png, qk_map.svg to {out}"
+    )
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("mask", help="fill in [MASK] tokens with a masked-LM (BERT-style)")
+    common.add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--diagrams", default=None, metavar="DIR", help="write per-head PNGs here")
+    p.set_defaults(func=cmd_mask)
+
+    p = sub.add_parser("attention", help="write head view, model view and q.k views as files")
+    common.add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--layer", type=int, default=0)
+    p.add_argument("--head", type=int, default=0)
+    p.add_argument("--query", type=int, default=-1, help="query position for q.k (default last)")
+    p.add_argument("--out", required=True, help="folder for the files")
+    p.set_defaults(func=cmd_attention)
+
+    p = sub.add_parser("qk-map", help="one head's queries and keys over a corpus, in 2-D")
+    common.add_model_args(p)
+    p.add_argument("--corpus", required=True, help=".txt, .jsonl or .conllu file or folder")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--head", type=int, required=True)
+    p.add_argument("--tokens", type=int, default=2000, help="map about this many tokens")
+    p.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
+    p.add_argument("--colour", default="kind", choices=["kind", "position"])
+    p.add_argument("--out", required=True, help="folder for qk_map.html, .png and .svg")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_qk_map)

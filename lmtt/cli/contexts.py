@@ -1,0 +1,89 @@
+"""``lmtt index-contexts`` and ``lmtt contexts``: corpus context search (exBERT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lmtt.cli import common
+
+
+def cmd_index_contexts(args) -> int:
+    from lmtt.index.context_index import build_context_index
+
+    model = common.load(args)
+    meta = build_context_index(
+        model, args.corpus, args.out, args.layers, args.max_tokens, not args.quiet
+    )
+    common.console().print(
+        f"indexed {meta['n_tokens']:,} tokens of {meta['documents']:,} documents at layers "
+        f"{meta['layers']} into {args.out}: {meta['bytes'] / 2**20:.1f} MB on disk (float16)"
+    )
+    return 0
+
+
+def cmd_contexts(args) -> int:
+    from rich.table import Table
+
+    from lmtt.index.context_index import ContextIndex, histograms, search_token
+    from lmtt.viz.text import token_label
+
+    console = common.console()
+    model = common.load(args)
+    index = ContextIndex(args.index)
+    matches = search_token(model, index, args.prompt, args.position, args.layer, args.k)
+    table = Table(title=f"Corpus tokens closest to position {args.position} at layer {args.layer}")
+    for col in ("#", "cosine", "token", "UPOS", "deprel", "in context"):
+        table.add_column(col, overflow="fold")
+    for m in matches:
+        table.add_row(
+            str(m.rank + 1), f"{m.similarity:.3f}", token_label(m.token), m.upos or "",
+            m.deprel or "", m.in_context(40),
+        )  # fmt: skip
+    console.print(table)
+    upos, deprel = histograms(matches)
+    if upos:
+        console.print("UPOS: " + ", ".join(f"{t} {c}" for t, c in upos.items()))
+        console.print("deprel: " + ", ".join(f"{t} {c}" for t, c in deprel.items()))
+    if args.out:
+        _write_matches(matches, upos, deprel, Path(args.out), args.layer)
+        console.print(f"wrote matches.csv and the histograms (PNG, SVG) to {args.out}")
+    return 0
+
+
+def _write_matches(matches, upos: dict, deprel: dict, out: Path, layer: int) -> None:
+    import csv
+    from dataclasses import asdict
+
+    from lmtt.viz.static import figure_png_svg, tag_histograms_static
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "matches.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(matches[0])))
+        writer.writeheader()
+        writer.writerows(asdict(m) for m in matches)
+    if upos:
+        title = f"{len(matches)} nearest contexts, layer {layer}"
+        png, svg = figure_png_svg(tag_histograms_static(upos, deprel, title))
+        (out / "histograms.png").write_bytes(png)
+        (out / "histograms.svg").write_bytes(svg)
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("index-contexts", help="store a corpus's hidden states for search")
+    common.add_model_args(p)
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="default: all")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_index_contexts)
+
+    p = sub.add_parser("contexts", help="corpus tokens whose hidden state is most similar")
+    common.add_model_args(p)
+    p.add_argument("--index", required=True)
+    p.add_argument("prompt")
+    p.add_argument("--position", type=int, required=True, help="token position in the prompt")
+    p.add_argument("--layer", type=int, required=True, help="0 = embeddings .. n_layers")
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--out", default=None, help="folder for matches.csv and histogram PNG/SVG")
+    p.set_defaults(func=cmd_contexts)

@@ -1,0 +1,120 @@
+"""``lmtt trace`` and ``lmtt routes``: a prediction, its logit lens and its routes."""
+
+from __future__ import annotations
+
+from lmtt.cli import common
+from lmtt.errors import check_index
+
+
+def cmd_trace(args) -> int:
+    from rich.table import Table
+
+    from lmtt.flow.lens import residual_lens, top_tokens
+    from lmtt.models.trace import run_trace
+    from lmtt.viz.text import percent, token_label
+
+    console = common.console()
+    model = common.load(args)
+    trace = run_trace(model, args.prompt)
+    d = model.dims
+    pos = check_index("Token position", args.position, trace.n_tokens, negative=True)
+    console.print(
+        f"[bold]{model.name}[/] ({d.family}, {d.n_layers} layers x {d.n_heads} heads, "
+        f"d_model {d.d_model}) on {model.device}: {trace.n_tokens} tokens"
+    )
+    console.print("tokens: " + " | ".join(token_label(t) for t in trace.token_strs))
+    after = token_label(trace.token_strs[pos])
+    after_q = f"'{after}'"
+    table = Table(title=f"Top {args.top_k} next tokens after {after_q} (position {pos})")
+    table.add_column("#", justify="right")
+    table.add_column("token")
+    table.add_column("probability", justify="right")
+    table.add_column("logit", justify="right")
+    for rank, s in enumerate(top_tokens(trace, trace.logits[pos], args.top_k).top, start=1):
+        table.add_row(str(rank), token_label(s.token), percent(s.prob), f"{s.logit:.2f}")
+    console.print(table)
+    lens = Table(title=f"Logit lens at position {pos} ({after_q}): top {args.lens_k} per layer")
+    lens.add_column("state")
+    lens.add_column("top tokens (probability)", overflow="fold")
+    for label, result in residual_lens(trace, pos, args.lens_k):
+        cells = [f"{token_label(s.token, 12)} {percent(s.prob)}" for s in result.top]
+        lens.add_row(label, "  ".join(cells))
+    console.print(lens)
+    return 0
+
+
+def cmd_routes(args) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from lmtt.flow.graph import routes
+    from lmtt.flow.lens import top_tokens
+    from lmtt.models.trace import run_trace
+    from lmtt.viz.text import node_label, percent, token_label
+
+    console = common.console()
+    model = common.load(args)
+    trace = run_trace(model, args.prompt)
+    graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+    for pos in graph.target_positions:
+        best = top_tokens(trace, trace.logits[pos], 1).top[0]
+        console.print(
+            f"position {pos} '{token_label(trace.token_strs[pos])}' predicts "
+            f"'{token_label(best.token)}' ({percent(best.prob)})"
+        )
+    table = Table(
+        title=f"Routes at threshold {args.threshold}: {len(graph.nodes)} nodes, "
+        f"{len(graph.edges)} edges (top layer first)"
+    )
+    for col, justify in (
+        ("layer", "right"),
+        ("kind", "left"),
+        ("source", "left"),
+        ("target", "left"),
+        ("weight", "right"),
+        ("top head", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    for edge in reversed(graph.edges):
+        h = edge.top_head
+        head = "" if h is None else f"h{h} {edge.heads[h]:.3f}"
+        table.add_row(
+            str(edge.target.layer),
+            edge.kind,
+            node_label(edge.source, graph.tokens),
+            node_label(edge.target, graph.tokens),
+            f"{edge.weight:.3f}",
+            head,
+        )
+    console.print(table)
+    if args.out:
+        Path(args.out).write_text(graph.dumps(), encoding="utf-8")
+        console.print(f"wrote {args.out}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("trace", help="next-token prediction and a per-layer logit lens")
+    common.add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--lens-k", type=int, default=5)
+    p.add_argument("--position", type=int, default=-1, help="token position (default: last)")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("routes", help="information-flow routes to a prediction")
+    common.add_model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--threshold", type=float, default=0.04, help="keep edges above this weight")
+    p.add_argument("--target", type=int, default=None, help="token position (default: last)")
+    p.add_argument(
+        "--renormalize",
+        type=float,
+        default=None,
+        metavar="T",
+        help="zero contributions <= T and renormalise the rest (as LM-TT)",
+    )
+    p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
+    p.add_argument("--out", default=None, help="write the routes as JSON to this file")
+    p.set_defaults(func=cmd_routes)

@@ -1,0 +1,27 @@
+"""``lmtt models``: the models offered by name, and where their weights come from."""
+
+from __future__ import annotations
+
+from lmtt.cli import common
+
+
+def cmd_models(args) -> int:
+    from rich.table import Table
+
+    from lmtt.models.catalog import load_model_catalog
+
+    catalog = load_model_catalog()
+    table = Table(title="Models offered by name (configs/models.yaml)")
+    for col in ("name", "weights", "description"):
+        table.add_column(col)
+    for m in catalog.models:
+        default = " (default)" if m.name == catalog.default else ""
+        table.add_row(m.name + default, m.availability(), m.description)
+    common.console().print(table)
+    print("Any hub name or local Hugging Face folder works too: lmtt ... --model NAME_OR_FOLDER")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("models", help="the models offered by name, and where their weights are")
+    p.set_defaults(func=cmd_models)

@@ -1,0 +1,208 @@
+"""L1-proximity contributions of parts to a whole (DESIGN.md §2).
+
+For a whole ``y`` made of parts ``z_k`` (plus an unattributed bias)::
+
+    raw_k = max(eps, ||y||_1 - ||y - z_k||_1)        c_k = raw_k / sum_k' raw_k'
+
+Every part here has the form ``z_k = s_k * w_k`` (attention: ``A[h,i,j] * u[h,j]``; neuron:
+``a[i,n] * W_out[n]``), so one fused kernel computes ``sum_d |y_d - s_k w_k,d|`` without ever
+materialising the T x T x H x d tensor. Parts whose upper bound ``|s_k| * ||w_k||_1`` is at most
+eps are not computed: their raw value is exactly eps. Causally masked pairs (j > i) are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+
+from lmtt.flow import decompose
+from lmtt.jit import njit, prange
+from lmtt.models.trace import Trace
+
+EPS = 1e-5
+DEFAULT_MEMORY_BUDGET_MB = 512.0
+
+
+@njit(parallel=True, fastmath={"reassoc", "nsz", "contract"})
+def _proximity_kernel(y, scales, vecs, vec_norms, limits, eps, out):  # pragma: no cover (JIT)
+    """out[b,g,k] = max(eps, ||y_b||_1 - ||y_b - scales[b,g,k] * vecs[g,k]||_1), k <= limits[b].
+
+    y [B, d], scales [B, G, K], vecs [G, K, d], vec_norms [G, K], limits [B]; out [B, G, K]
+    (entries past a row's limit are left as they are: zero).
+    """
+    B, d = y.shape
+    G, K = vec_norms.shape
+    for bg in prange(B * G):
+        b = bg // G
+        g = bg % G
+        for k in range(limits[b] + 1):
+            s = scales[b, g, k]
+            if abs(s) * vec_norms[g, k] <= eps:
+                out[b, g, k] = eps
+                continue
+            # sum_e |y_e| - |y_e - s w_e|: each term is at most |s w_e|, so summing the
+            # differences keeps the small digits that ||y|| - ||y - z|| would cancel away.
+            raw = np.float32(0.0)
+            for e in range(d):
+                raw += abs(y[b, e]) - abs(y[b, e] - s * vecs[g, k, e])
+            out[b, g, k] = raw if raw > eps else eps
+
+
+def part_norms(vecs: Float[torch.Tensor, "G K d"]) -> Float[torch.Tensor, "G K"]:
+    """||w_k||_1 of the part directions (for the eps bound)."""
+    return vecs.detach().float().abs().sum(dim=-1)
+
+
+def proximity(
+    y: Float[torch.Tensor, "B d"],
+    scales: Float[torch.Tensor, "B G K"],
+    vecs: Float[torch.Tensor, "G K d"],
+    limits=None,
+    eps: float = EPS,
+    vec_norms: torch.Tensor | None = None,
+) -> Float[torch.Tensor, "B G K"]:
+    """Raw L1 proximities [B, G, K] of parts ``scales[b,g,k] * vecs[g,k]`` to wholes ``y[b]``.
+
+    y [B, d], scales [B, G, K], vecs [G, K, d]; ``limits[b]`` (default K-1) is the last k
+    computed for row b (causal mask); later entries are 0. ``vec_norms`` [G, K] can be passed
+    when the same vecs serve several calls (query chunks).
+    """
+    B, G, K = scales.shape
+    y_np = np.ascontiguousarray(y.detach().float().numpy())
+    s_np = np.ascontiguousarray(scales.detach().float().numpy())
+    v_np = np.ascontiguousarray(vecs.detach().float().numpy())
+    norms = part_norms(vecs) if vec_norms is None else vec_norms
+    norms = np.ascontiguousarray(norms.detach().float().numpy())
+    lim = np.full(B, K - 1, dtype=np.int64) if limits is None else np.asarray(limits, np.int64)
+    out = np.zeros((B, G, K), dtype=np.float32)
+    _proximity_kernel(y_np, s_np, v_np, norms, lim, np.float32(eps), out)
+    return torch.from_numpy(out)
+
+
+def residual_proximity(
+    y: Float[torch.Tensor, "*B d"], z: Float[torch.Tensor, "*B d"], eps: float = EPS
+) -> Float[torch.Tensor, "*B"]:
+    """Raw proximity of one part z to its whole y (vectorised)."""
+    y, z = y.double(), z.double()  # a difference of two large norms: keep the small digits
+    raw = y.abs().sum(-1) - (y - z).abs().sum(-1)
+    return raw.clamp_min(eps).float()
+
+
+def normalize(raw: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """c = raw / sum(raw) over the last dim; with ``threshold`` t, zero every c <= t and
+    renormalise the rest. If no part of a whole exceeds t, its largest part is kept (weight 1),
+    so every whole still sums to 1."""
+    c = raw / raw.sum(dim=-1, keepdim=True)
+    if threshold is None:
+        return c
+    above = c > threshold
+    biggest = c == c.amax(dim=-1, keepdim=True)
+    kept = above | (biggest & ~above.any(dim=-1, keepdim=True))
+    c = torch.where(kept, c, torch.zeros_like(c))
+    return c / c.sum(dim=-1, keepdim=True)
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionContributions:
+    """Contributions to ``mid[layer, i]`` for the query positions ``queries``.
+
+    heads[q, j, h]: part (j, h) (0 for j > i); residual[q]: the residual ``x[layer, i]``.
+    heads.sum((1, 2)) + residual == 1 for every q.
+    """
+
+    layer: int
+    queries: Int[torch.Tensor, " Q"]
+    heads: Float[torch.Tensor, "Q T H"]
+    residual: Float[torch.Tensor, " Q"]
+
+    @property
+    def sources(self) -> Float[torch.Tensor, "Q T"]:
+        """Edge weights x[layer, j] -> mid[layer, i], summed over heads."""
+        return self.heads.sum(dim=-1)
+
+    @property
+    def per_head(self) -> Float[torch.Tensor, "Q H"]:
+        """The per-head view of the block: sum_j c[i, j, h]."""
+        return self.heads.sum(dim=1)
+
+
+def _query_chunk(trace: Trace, memory_budget_mb: float) -> int:
+    T, H = trace.n_tokens, trace.dims.n_heads
+    per_query = T * H * 4 * 3  # scales, raw and normalised contributions, float32
+    return max(1, int(memory_budget_mb * 2**20 // per_query))
+
+
+def attention_contributions(
+    trace: Trace,
+    layer: int,
+    queries=None,
+    renormalizing_threshold: float | None = None,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    u: torch.Tensor | None = None,
+) -> AttentionContributions:
+    """Section 2 contributions for attention block ``layer`` at ``queries`` (default: all),
+    computed in query chunks that fit ``memory_budget_mb``."""
+    q_idx = decompose.position_index(queries, trace.n_tokens)
+    u = decompose.value_outputs(trace, layer) if u is None else u  # [H, T, d]
+    u_norms = part_norms(u)  # [H, T], shared by every chunk
+    mid, x, A = trace.resid_mid(layer), trace.resid_pre(layer), trace.pattern(layer)
+    chunk = _query_chunk(trace, memory_budget_mb)
+    heads = [torch.zeros(0, trace.n_tokens, trace.dims.n_heads)]
+    residual = [torch.zeros(0)]
+    for start in range(0, len(q_idx), chunk):
+        q = q_idx[start : start + chunk]
+        y = mid[q]  # [Q, d]
+        scales = A[:, q, :].transpose(0, 1)  # [Q, H, T]
+        raw = proximity(y, scales, u, limits=q, vec_norms=u_norms)  # [Q, H, T]
+        raw_res = residual_proximity(y, x[q])  # [Q]
+        raw = torch.cat([raw.transpose(1, 2).reshape(len(q), -1), raw_res[:, None]], dim=1)
+        c = normalize(raw, renormalizing_threshold)
+        heads.append(c[:, :-1].reshape(len(q), trace.n_tokens, -1))
+        residual.append(c[:, -1])
+    return AttentionContributions(layer, q_idx, torch.cat(heads), torch.cat(residual))
+
+
+@dataclass(frozen=True, eq=False)
+class MlpContributions:
+    """Contributions to ``out[layer, i]``: the MLP write vs the residual ``mid[layer, i]``."""
+
+    layer: int
+    positions: Int[torch.Tensor, " P"]
+    mlp: Float[torch.Tensor, " P"]
+    residual: Float[torch.Tensor, " P"]
+
+
+def mlp_contributions(
+    trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
+) -> MlpContributions:
+    p = decompose.position_index(positions, trace.n_tokens)
+    out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+    raw = torch.stack([residual_proximity(out, out - mid), residual_proximity(out, mid)], dim=1)
+    c = normalize(raw, renormalizing_threshold)
+    return MlpContributions(layer, p, c[:, 0], c[:, 1])
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronContributions:
+    """Per-neuron contributions to ``out[layer, i]``: neurons[p, n] and residual[p]."""
+
+    layer: int
+    positions: Int[torch.Tensor, " P"]
+    neurons: Float[torch.Tensor, "P d_mlp"]
+    residual: Float[torch.Tensor, " P"]
+
+
+def neuron_contributions(
+    trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
+) -> NeuronContributions:
+    p = decompose.position_index(positions, trace.n_tokens)
+    out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+    a = trace.mlp_post(layer)[p]  # [P, d_mlp]
+    W_out = trace.weights.W_out[layer]  # [d_mlp, d]
+    raw = proximity(out, a[:, None, :], W_out[None])[:, 0]  # [P, d_mlp]
+    raw = torch.cat([raw, residual_proximity(out, mid)[:, None]], dim=1)
+    c = normalize(raw, renormalizing_threshold)
+    return NeuronContributions(layer, p, c[:, :-1], c[:, -1])

@@ -1,0 +1,342 @@
+"""The importance graph and the routes to a prediction (DESIGN.md §3).
+
+``routes(trace, targets, threshold)`` walks back from ``Resid(L-1, target)`` and computes
+contributions only for the nodes it reaches (lazy). ``build_graph(trace)`` computes every
+target's contributions (tensors, in query chunks) and ``FullGraph.prune`` walks it the same way,
+so the two give identical routes. A :class:`RouteGraph` converts to networkx and to the public
+JSON format, and loads back from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from lmtt.errors import EmptyRoutesError, LmttError, RouteError, check_index
+from lmtt.flow import contributions as C
+from lmtt.models.trace import Trace
+
+SCHEMA_VERSION = 1
+NODE_KINDS = ("embed", "resid", "attn_out", "mlp")
+EDGE_KINDS = ("attention", "residual", "mlp")
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    kind: str  # embed | attn_out | mlp | resid
+    layer: int | None  # None for embed
+    pos: int
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "layer": self.layer, "pos": self.pos}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Node:
+        return cls(d["kind"], d["layer"], d["pos"])
+
+    @property
+    def id(self) -> str:
+        """A stable string id, e.g. ``resid:3:5`` or ``embed::2`` (URLs, selections)."""
+        return f"{self.kind}:{'' if self.layer is None else self.layer}:{self.pos}"
+
+    @classmethod
+    def from_id(cls, text: str) -> Node:
+        kind, layer, pos = text.split(":")
+        if kind not in NODE_KINDS:
+            raise ValueError(f"unknown node kind in {text!r}")
+        return cls(kind, int(layer) if layer else None, int(pos))
+
+    def sort_key(self) -> tuple:
+        layer = -1 if self.layer is None else self.layer
+        return (layer, NODE_KINDS.index(self.kind) if self.kind != "resid" else 9, self.pos)
+
+
+def embed(pos: int) -> Node:
+    return Node("embed", None, pos)
+
+
+def attn_out(layer: int, pos: int) -> Node:
+    return Node("attn_out", layer, pos)
+
+
+def mlp_block(layer: int, pos: int) -> Node:
+    return Node("mlp", layer, pos)
+
+
+def resid(layer: int, pos: int) -> Node:
+    return Node("resid", layer, pos)
+
+
+def layer_input(layer: int, pos: int) -> Node:
+    """What block ``layer`` reads at ``pos``: the previous block's output or the embedding."""
+    return resid(layer - 1, pos) if layer > 0 else embed(pos)
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: Node
+    target: Node
+    kind: str  # attention | residual | mlp
+    weight: float
+    heads: tuple[float, ...] | None = None  # per-head weights of an attention edge
+
+    @property
+    def id(self) -> str:
+        """``source-id>target-id>kind``, e.g. ``resid:0:2>attn_out:1:5>attention``."""
+        return f"{self.source.id}>{self.target.id}>{self.kind}"
+
+    @staticmethod
+    def parse_id(text: str) -> tuple[Node, Node, str]:
+        """(source, target, kind) of an edge id (:attr:`id`); ValueError if malformed."""
+        parts = text.split(">")
+        if len(parts) != 3 or parts[2] not in EDGE_KINDS:
+            raise ValueError(f"{text!r} is not an edge id (source>target>kind)")
+        return Node.from_id(parts[0]), Node.from_id(parts[1]), parts[2]
+
+    @property
+    def top_head(self) -> int | None:
+        """The head carrying most of an attention edge (None for other edges)."""
+        if not self.heads:
+            return None
+        return max(range(len(self.heads)), key=self.heads.__getitem__)
+
+    def to_json(self) -> dict:
+        d = {
+            "source": self.source.to_json(),
+            "target": self.target.to_json(),
+            "kind": self.kind,
+            "weight": self.weight,
+        }
+        if self.heads is not None:
+            d["heads"] = list(self.heads)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Edge:
+        heads = tuple(d["heads"]) if d.get("heads") is not None else None
+        src, dst = Node.from_json(d["source"]), Node.from_json(d["target"])
+        return cls(src, dst, d["kind"], float(d["weight"]), heads)
+
+
+@dataclass(frozen=True)
+class RouteGraph:
+    """The routes to the predictions at ``target_positions`` (the pruned graph)."""
+
+    model: str
+    tokens: tuple[str, ...]
+    target_positions: tuple[int, ...]
+    threshold: float
+    renormalizing_threshold: float | None
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+    def to_json(self) -> dict:
+        from lmtt import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "lmtt_version": __version__,
+            "model": self.model,
+            "tokens": list(self.tokens),
+            "target_positions": list(self.target_positions),
+            "threshold": self.threshold,
+            "renormalizing_threshold": self.renormalizing_threshold,
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), ensure_ascii=False)
+
+    def find(self, element_id: str) -> Node | Edge | None:
+        """The node or edge of this graph with that id (None when it is not on the routes);
+        ValueError for a malformed id."""
+        if ">" in element_id:
+            source, target, kind = Edge.parse_id(element_id)
+            key = (source, target, kind)
+            return next((e for e in self.edges if (e.source, e.target, e.kind) == key), None)
+        node = Node.from_id(element_id)
+        return node if node in set(self.nodes) else None
+
+    @classmethod
+    def from_json(cls, d: dict | str) -> RouteGraph:
+        d = json.loads(d) if isinstance(d, str) else d
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise LmttError(
+                f"Graph JSON has schema_version {d.get('schema_version')!r}; this lmtt reads "
+                f"version {SCHEMA_VERSION}. Re-export the graph with this lmtt version."
+            )
+        rt = d.get("renormalizing_threshold")
+        return cls(
+            model=d["model"],
+            tokens=tuple(d["tokens"]),
+            target_positions=tuple(d["target_positions"]),
+            threshold=float(d["threshold"]),
+            renormalizing_threshold=None if rt is None else float(rt),
+            nodes=tuple(Node.from_json(n) for n in d["nodes"]),
+            edges=tuple(Edge.from_json(e) for e in d["edges"]),
+        )
+
+    def to_networkx(self):
+        """A ``networkx.DiGraph``. The self-attention and residual edges into one attention
+        node share a (source, target) pair: they become one edge whose ``weight`` is their sum
+        and whose ``kinds`` maps each kind to its weight."""
+        import networkx as nx
+
+        g = nx.DiGraph(model=self.model, tokens=list(self.tokens), threshold=self.threshold)
+        for n in self.nodes:
+            g.add_node(n, kind=n.kind, layer=n.layer, pos=n.pos, token=self.tokens[n.pos])
+        for e in self.edges:
+            if g.has_edge(e.source, e.target):
+                data = g.edges[e.source, e.target]
+                data["weight"] += e.weight
+                data["kinds"][e.kind] = e.weight
+            else:
+                g.add_edge(e.source, e.target, weight=e.weight, kinds={e.kind: e.weight})
+            if e.heads is not None:
+                g.edges[e.source, e.target]["heads"] = list(e.heads)
+        return g
+
+
+class _LazyContributions:
+    """Computes each block's contributions only for the positions asked for."""
+
+    def __init__(self, trace: Trace, renorm: float | None, budget_mb: float):
+        self.trace, self.renorm, self.budget = trace, renorm, budget_mb
+
+    def mlp(self, layer: int, positions: torch.Tensor) -> C.MlpContributions:
+        return C.mlp_contributions(self.trace, layer, positions, self.renorm)
+
+    def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
+        return C.attention_contributions(self.trace, layer, queries, self.renorm, self.budget)
+
+
+@dataclass(frozen=True, eq=False)
+class FullGraph:
+    """Every target's contributions: per layer, attention heads [T, T, H] and residual [T],
+    MLP [T] and its residual [T]. Query chunks bound the working memory."""
+
+    trace: Trace
+    renormalizing_threshold: float | None
+    attention_parts: tuple[C.AttentionContributions, ...]  # per layer, every query
+    mlp_parts: tuple[C.MlpContributions, ...]  # per layer, every position
+
+    def mlp(self, layer: int, positions: torch.Tensor) -> C.MlpContributions:
+        m = self.mlp_parts[layer]
+        return C.MlpContributions(layer, positions, m.mlp[positions], m.residual[positions])
+
+    def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
+        a = self.attention_parts[layer]
+        return C.AttentionContributions(layer, queries, a.heads[queries], a.residual[queries])
+
+    def prune(self, target_positions=None, threshold: float = 0.04) -> RouteGraph:
+        """The routes to ``target_positions``: the same walk as :func:`routes`."""
+        renorm = self.renormalizing_threshold
+        return _routes(self.trace, self, target_positions, threshold, renorm)
+
+
+def build_graph(
+    trace: Trace,
+    renormalizing_threshold: float | None = None,
+    memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
+    progress: bool = False,
+) -> FullGraph:
+    """Contributions of every block at every position (the full graph)."""
+    _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
+    attention, mlps = [], []
+    layers = range(trace.n_layers)
+    for layer in tqdm(layers, desc="full graph", unit="layer", disable=not progress):
+        attention.append(
+            C.attention_contributions(trace, layer, None, renormalizing_threshold, memory_budget_mb)
+        )
+        mlps.append(C.mlp_contributions(trace, layer, None, renormalizing_threshold))
+    return FullGraph(trace, renormalizing_threshold, tuple(attention), tuple(mlps))
+
+
+def routes(
+    trace: Trace,
+    target_positions=None,
+    threshold: float = 0.04,
+    renormalizing_threshold: float | None = None,
+    memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
+) -> RouteGraph:
+    """The routes to the predictions at ``target_positions`` (default: the last token), lazily."""
+    _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
+    provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb)
+    return _routes(trace, provider, target_positions, threshold, renormalizing_threshold)
+
+
+def _check_threshold(value, name: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or not 0.0 <= float(value) < 1.0:
+        raise RouteError(f"{name} must be in [0, 1) (got {value!r}); 0.04 is a good start.")
+
+
+def _target_positions(trace: Trace, target_positions) -> list[int]:
+    if target_positions is None:
+        target_positions = [trace.n_tokens - 1]
+    elif isinstance(target_positions, int):
+        target_positions = [target_positions]
+    n = trace.n_tokens
+    return sorted({check_index("Target position", p, n, negative=True) for p in target_positions})
+
+
+def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
+    _check_threshold(threshold, "threshold")
+    targets = _target_positions(trace, target_positions)
+    T, L = trace.n_tokens, trace.n_layers
+    reached = torch.zeros(T, dtype=torch.bool)
+    reached[targets] = True
+    edges: list[Edge] = []
+    for layer in reversed(range(L)):
+        pos = reached.nonzero().flatten()
+        m = provider.mlp(layer, pos)
+        keep_mlp, keep_res = m.mlp > threshold, m.residual > threshold
+        for p, w in zip(pos[keep_mlp].tolist(), m.mlp[keep_mlp].tolist(), strict=True):
+            edges.append(Edge(attn_out(layer, p), mlp_block(layer, p), "mlp", w))
+            edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
+        for p, w in zip(pos[keep_res].tolist(), m.residual[keep_res].tolist(), strict=True):
+            edges.append(Edge(attn_out(layer, p), resid(layer, p), "residual", w))
+        queries = pos[keep_mlp | keep_res]
+        a = provider.attention(layer, queries)
+        weights = a.sources  # [Q, T]
+        qi, src = (weights > threshold).nonzero(as_tuple=True)
+        heads = a.heads[qi, src].tolist()
+        triples = zip(queries[qi].tolist(), src.tolist(), weights[qi, src].tolist(), strict=True)
+        for (q, j, w), h in zip(triples, heads, strict=True):
+            edges.append(Edge(layer_input(layer, j), attn_out(layer, q), "attention", w, tuple(h)))
+        keep_ares = a.residual > threshold
+        kept_q = queries[keep_ares]
+        for q, w in zip(kept_q.tolist(), a.residual[keep_ares].tolist(), strict=True):
+            edges.append(Edge(layer_input(layer, q), attn_out(layer, q), "residual", w))
+        reached = torch.zeros(T, dtype=torch.bool)
+        reached[src] = True
+        reached[kept_q] = True
+    if not edges:
+        raise _empty_routes(trace, provider, targets, threshold)
+    nodes = {resid(L - 1, t) for t in targets}
+    for e in edges:
+        nodes.update((e.source, e.target))
+    return RouteGraph(
+        model=trace.model_name,
+        tokens=trace.token_strs,
+        target_positions=tuple(targets),
+        threshold=float(threshold),
+        renormalizing_threshold=renorm,
+        nodes=tuple(sorted(nodes, key=Node.sort_key)),
+        edges=tuple(sorted(edges, key=lambda e: (e.target.sort_key(), e.source.sort_key()))),
+    )
+
+
+def _empty_routes(trace, provider, targets, threshold) -> EmptyRoutesError:
+    m = provider.mlp(trace.n_layers - 1, torch.tensor(targets))
+    best = float(torch.maximum(m.mlp, m.residual).max())
+    return EmptyRoutesError(
+        f"No route survives threshold {threshold}: the strongest edge into the prediction has "
+        f"weight {best:.3f}. Use a threshold below {best:.3f} (0.04 is a good start).",
+        max_threshold=best,
+    )

@@ -1,0 +1,1 @@
+"""Corpus indexes: the neuron index, the context index, their storage and the Ray runner."""

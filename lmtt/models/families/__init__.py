@@ -1,0 +1,41 @@
+"""The model families lmtt knows: one small module per family, each declaring a ``Family``.
+
+Adding a family is one new module here (a ``FAMILY = Family(...)`` record) listed in
+``_MODULES``, plus its test. :func:`family_for` looks a Hugging Face ``model_type`` up and
+refuses unknown or unsupported architectures with one line listing what is supported.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from lmtt.errors import UnsupportedArchitectureError
+from lmtt.models.families.base import ATTENTION, MASKED_LM, ROUTES, Family
+from lmtt.models.families.refused import FAMILIES as REFUSED
+
+_MODULES = ("gpt2", "llama", "mistral", "qwen2", "bert")
+SUPPORTED: tuple[Family, ...] = tuple(
+    import_module(f"lmtt.models.families.{name}").FAMILY for name in _MODULES
+)
+_BY_TYPE = {t: f for f in SUPPORTED + REFUSED for t in f.model_types}
+
+__all__ = ["ATTENTION", "MASKED_LM", "ROUTES", "SUPPORTED", "Family", "family_for"]
+
+
+def supported_text() -> str:
+    """One phrase naming every supported family and what lmtt does with it."""
+    routes = ", ".join(sorted(f.name for f in SUPPORTED if ROUTES in f.supports))
+    views = ", ".join(sorted(f.name for f in SUPPORTED if ROUTES not in f.supports))
+    return f"{routes} (everything); {views} encoders (attention views, masked LM, context search)"
+
+
+def family_for(model_type: str, where: str) -> Family:
+    """The family of a ``model_type``, or :class:`UnsupportedArchitectureError` naming
+    ``where`` (the model), the reason and the supported families."""
+    family = _BY_TYPE.get(model_type)
+    if family is not None and family.supports:
+        return family
+    reason = family.refusal if family else f"architecture {model_type!r} is not supported"
+    raise UnsupportedArchitectureError(
+        f"{where}: {reason}, which lmtt does not handle yet. Supported: {supported_text()}."
+    )

@@ -1,0 +1,89 @@
+"""The record every model family declares: what lmtt needs to know about its architecture.
+
+A :class:`Family` is data, not code: the hook names of each activation kind, the block layout,
+where the norms sit, which biases exist, whether the MLP is gated, the rotary style, encoder or
+decoder, and what lmtt supports for it. The one capture routine (``lmtt.models.capture``) and
+the loader read these fields; nothing outside ``lmtt/models`` needs to know a family by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Activation kind -> TransformerLens (TransformerBridge) hook name, shared by most families.
+STANDARD_HOOKS = MappingProxyType(
+    {
+        "resid_pre": "blocks.{layer}.hook_resid_pre",
+        "resid_mid": "blocks.{layer}.hook_resid_mid",
+        "resid_post": "blocks.{layer}.hook_resid_post",
+        "pattern": "blocks.{layer}.attn.hook_pattern",
+        "q": "blocks.{layer}.attn.hook_q",
+        "k": "blocks.{layer}.attn.hook_k",
+        "v": "blocks.{layer}.attn.hook_v",
+        "mlp_post": "blocks.{layer}.mlp.hook_post",
+        "ln1_scale": "blocks.{layer}.ln1.hook_scale",
+        "ln2_scale": "blocks.{layer}.ln2.hook_scale",
+        "final_scale": "ln_final.hook_scale",
+    }
+)
+# Rotary families: the bridge's hooks after the rotation (the scores use rotated q and k).
+ROTARY_HOOKS = MappingProxyType(
+    STANDARD_HOOKS | {"q": "blocks.{layer}.attn.hook_rot_q", "k": "blocks.{layer}.attn.hook_rot_k"}
+)
+
+# What lmtt can do with a model. "routes" is the information-flow graph, logit lens and
+# component views (lmtt.flow); "attention" the classic attention views and context search.
+ROUTES, ATTENTION, MASKED_LM = "routes", "attention", "masked_lm"
+# The activation kinds lmtt.flow reads, and those the attention views and context search read.
+ROUTE_KINDS = frozenset(
+    ("resid_pre", "resid_mid", "resid_post", "pattern", "v", "mlp_post", "ln1_scale", "ln2_scale",
+     "final_scale")
+)  # fmt: skip
+VIEW_KINDS = frozenset(("resid_pre", "resid_post", "pattern", "q", "k"))
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family as lmtt sees it (see the module docstring)."""
+
+    name: str  # shown to users: "GPT-2"
+    model_types: tuple[str, ...]  # Hugging Face config.json model_type values
+    role: str = "decoder"  # "decoder" (causal) or "encoder" (attends both ways)
+    layout: str = "sequential"  # "sequential" (attention, then MLP) or "parallel"
+    norm: str = "layernorm"  # "layernorm" (centres) or "rmsnorm"
+    norm_placement: str = "pre"  # "pre", "post" (BERT) or "sandwich"
+    attention_bias: bool = False  # q/k/v/o projections carry biases
+    mlp_bias: bool = False
+    gated_mlp: bool = False
+    positions: str = "learned"  # "learned", "rotary" or "alibi"
+    supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
+    hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
+    refusal: str = ""  # for a family lmtt refuses: why, in one clause
+
+    @property
+    def is_encoder(self) -> bool:
+        return self.role == "encoder"
+
+    @property
+    def causal(self) -> bool:
+        return self.role == "decoder"
+
+    @property
+    def capturable(self) -> frozenset[str]:
+        """The activation kinds a trace of this family may hold."""
+        kinds: frozenset[str] = frozenset()
+        if ROUTES in self.supports:
+            kinds |= ROUTE_KINDS
+        if ATTENTION in self.supports:
+            kinds |= VIEW_KINDS
+        return kinds
+
+    def hook_name(self, kind: str, layer: int | None = None) -> str:
+        return self.hooks[kind].format(layer=layer)
+
+
+def refused(name: str, model_types: tuple[str, ...], reason: str) -> Family:
+    """A family lmtt knows but does not support yet, with the reason it is refused."""
+    return Family(name, model_types, supports=frozenset(), refusal=reason)

@@ -1,0 +1,84 @@
+"""A loaded model: the TransformerLens bridge, its family record, tokenizer, dims and weights."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import torch
+
+from lmtt.models.families import ROUTES, Family
+from lmtt.models.tokens import vocab_strings
+from lmtt.models.weights import read_dims, read_weights
+
+
+class LoadedModel:
+    """A loaded model: the bridge, its family, tokenizer, dimensions and weights.
+
+    Never mutated after loading. Forward passes with hooks are serialised by a lock, so
+    threads sharing one model never see each other's hooks; no hook outlives its call.
+    """
+
+    def __init__(self, name: str, source: str, bridge, device: str, dtype: str, family: Family):
+        self.name = name
+        self.source = source
+        self.device = device
+        self.dtype = dtype
+        self.family = family
+        self._bridge = bridge
+        self._lock = threading.Lock()
+        self.tokenizer = bridge.tokenizer
+        self.dims = read_dims(bridge, family)
+        self.is_encoder = family.is_encoder
+        archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
+        self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
+        self.weights = read_weights(bridge, self.dims) if ROUTES in family.supports else None
+
+    def __repr__(self) -> str:
+        d = self.dims
+        return (
+            f"LoadedModel({self.name!r}, {d.family}, {d.n_layers} layers x {d.n_heads} heads, "
+            f"d_model {d.d_model}, device {self.device}, {self.dtype})"
+        )
+
+    @property
+    def bridge(self):
+        """The underlying ``TransformerBridge`` (for experts; lmtt never mutates it)."""
+        return self._bridge
+
+    @cached_property
+    def vocab(self) -> tuple[str, ...]:
+        """String of every token id (ids past the tokenizer's size read ``<id N>``)."""
+        n_tok = min(len(self.tokenizer), self.dims.d_vocab)
+        strs = vocab_strings(self.tokenizer, n_tok)
+        return tuple(strs) + tuple(f"<id {i}>" for i in range(n_tok, self.dims.d_vocab))
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids [T] as the model sees them (BOS prepended where the model expects it)."""
+        return self._bridge.to_tokens(text, truncate=False, move_to_device=False)[0].cpu()
+
+    def token_strings(self, ids: torch.Tensor | list[int]) -> list[str]:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        return [self.vocab[i] for i in ids]
+
+    def run_with_cache(
+        self, tokens: torch.Tensor, hook_names: list[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One forward pass on tokens [B, T] with the named hooks (scoped, under the lock):
+        the logits [B, T, V] and the raw activations, on the model's device. Use
+        :func:`lmtt.models.capture.capture`, which names activations by kind and layer."""
+        with self._lock, torch.inference_mode():
+            return self._bridge.run_with_cache(
+                tokens.to(torch.device(self.device)),
+                names_filter=list(hook_names),
+                return_cache_object=False,
+            )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Plain forward pass, no hooks: logits [B, T, V] on the model's device."""
+        with torch.inference_mode():
+            return self._bridge(tokens.to(torch.device(self.device)))
+
+    def active_hook_count(self) -> int:
+        """How many hooks are attached right now (0 outside of a call)."""
+        return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in self._bridge.hook_dict.values())

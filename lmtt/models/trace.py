@@ -1,0 +1,269 @@
+"""One forward pass, recorded: ``run_trace(model, prompt) -> Trace``.
+
+A :class:`Trace` is the one record of a forward pass that every wing reads: the routes
+(``lmtt.flow``) and the attention views (``lmtt.attention``) alike. It is immutable (a frozen
+record over a read-only mapping of tensors) and holds the kinds of activation it was asked to
+capture: the residual stream before/between/after every block, attention patterns, queries and
+keys (rotated where the model rotates them), value vectors, MLP hidden activations and norm
+scales, plus the model's (read-only) weights. Hooks are added and removed inside the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+from jaxtyping import Bool, Float, Int
+
+from lmtt.errors import (
+    NonFiniteActivationError,
+    NotCapturedError,
+    PromptError,
+    UnsupportedArchitectureError,
+    check_index,
+)
+from lmtt.models.capture import capture
+from lmtt.models.families import ROUTES, Family
+from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
+
+PER_LAYER_KINDS = (
+    "resid_pre",
+    "resid_mid",
+    "pattern",
+    "v",
+    "mlp_post",
+    "ln1_scale",
+    "ln2_scale",
+)
+DEFAULT_CAPTURE = frozenset(PER_LAYER_KINDS)  # what the routes read
+KNOWN_KINDS = DEFAULT_CAPTURE | {"q", "k"}
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The record of one forward pass. Shapes: T tokens, L layers, H heads, d = d_model."""
+
+    model_name: str
+    family: Family
+    dims: ModelDims
+    weights: ModelWeights | None  # None for families without routes (encoders)
+    tokens: Int[torch.Tensor, " T"]
+    token_strs: tuple[str, ...]
+    logits: Float[torch.Tensor, "T V"]
+    vocab: Sequence[str]  # token id -> string, shared with the model
+    activations: Mapping[tuple[str, int], torch.Tensor]
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def n_layers(self) -> int:
+        return self.dims.n_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.dims.n_heads
+
+    def layers(self, kind: str) -> tuple[int, ...]:
+        """The layers at which ``kind`` was captured, in order."""
+        return tuple(sorted(layer for k, layer in self.activations if k == kind))
+
+    def check(self, layer: int | None = None, head: int | None = None, position=None) -> None:
+        """Raise :class:`OutOfRangeError` (naming the valid range) for a bad index."""
+        if layer is not None:
+            check_index("Layer", layer, self.n_layers)
+        if head is not None:
+            check_index("Head", head, self.n_heads)
+        if position is not None:
+            check_index("Token position", position, self.n_tokens)
+
+    def _get(self, kind: str, layer: int) -> torch.Tensor:
+        layer = check_index("Layer", layer, self.n_layers, negative=True)
+        try:
+            return self.activations[(kind, layer)]
+        except KeyError:
+            raise NotCapturedError(
+                f"{kind!r} of layer {layer} was not captured in this trace; pass "
+                f"capture={{..., {kind!r}}} (and that layer) to run_trace"
+            ) from None
+
+    def resid_pre(self, layer: int) -> Float[torch.Tensor, "T d"]:
+        """x[l]: residual entering block ``layer``; ``resid_pre(0)`` is the embedding."""
+        return self._get("resid_pre", layer)
+
+    def resid_mid(self, layer: int) -> Float[torch.Tensor, "T d"]:
+        """mid[l]: residual after attention, before the MLP."""
+        return self._get("resid_mid", layer)
+
+    def resid_post(self, layer: int) -> Float[torch.Tensor, "T d"]:
+        """out[l]: residual after block ``layer``."""
+        layer = check_index("Layer", layer, self.n_layers, negative=True)
+        if layer == self.n_layers - 1:
+            return self._get("resid_post", layer)
+        return self.resid_pre(layer + 1)
+
+    def residual_stream(self) -> Float[torch.Tensor, "L_plus_1 T d"]:
+        """The residual before every block, then after the last one."""
+        states = [self.resid_pre(layer) for layer in range(self.n_layers)]
+        return torch.stack([*states, self.resid_post(self.n_layers - 1)])
+
+    def pattern(self, layer: int) -> Float[torch.Tensor, "H T_query T_key"]:
+        """A[l]: attention pattern; rows sum to 1."""
+        return self._get("pattern", layer)
+
+    def queries(self, layer: int) -> Float[torch.Tensor, "T H d_head"]:
+        """Query vectors, rotated for rotary models (what the scores are made of)."""
+        return self._get("q", layer)
+
+    def keys(self, layer: int) -> Float[torch.Tensor, "T H d_head"]:
+        """Key vectors, rotated for rotary models, key heads repeated per query head."""
+        return repeat_kv(self._get("k", layer), self.n_heads, dim=1)
+
+    def values(self, layer: int) -> Float[torch.Tensor, "T H_kv d_head"]:
+        """v[l]: value vectors *with* the value bias (as the model used them)."""
+        return self._get("v", layer)
+
+    def mlp_post(self, layer: int) -> Float[torch.Tensor, "T d_mlp"]:
+        """a[l]: MLP hidden activations (after the nonlinearity / gating)."""
+        return self._get("mlp_post", layer)
+
+    def ln1_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
+        """Scale (std or RMS) the pre-attention norm divided by."""
+        return self._get("ln1_scale", layer)
+
+    def ln2_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
+        """Scale the pre-MLP norm divided by."""
+        return self._get("ln2_scale", layer)
+
+    def final_scale(self) -> Float[torch.Tensor, "T 1"]:
+        """Scale the final norm divided by at each position."""
+        return self._get("final_scale", self.n_layers - 1)
+
+    @property
+    def attention_scale(self) -> float:
+        """The factor the query-key dot products are multiplied by before the softmax."""
+        return float(self.dims.d_head) ** -0.5
+
+    def key_mask(self) -> Bool[torch.Tensor, "T_query T_key"]:
+        """True where a query may attend a key (everywhere for encoders)."""
+        full = torch.ones(self.n_tokens, self.n_tokens, dtype=torch.bool)
+        return torch.tril(full) if self.family.causal else full
+
+    def probabilities(self, position: int = -1) -> Float[torch.Tensor, " V"]:
+        """Next-token probabilities at ``position``."""
+        return torch.softmax(self.logits[position], dim=-1)
+
+
+def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """Token ids [T] for a prompt (text, UTF-8 bytes or ids), validated against the model."""
+    if isinstance(prompt, bytes):
+        prompt = prompt.decode("utf-8", errors="replace")
+    if isinstance(prompt, str):
+        if prompt == "":
+            raise PromptError("The prompt is empty: type some text to trace.")
+        # Lone surrogates (from undecodable bytes) cannot be tokenized; replace them.
+        prompt = prompt.encode("utf-8", errors="replace").decode("utf-8")
+        tokens = model.encode(prompt)
+    else:
+        tokens = torch.as_tensor(prompt, dtype=torch.long).flatten().cpu()
+        if tokens.numel() == 0:
+            raise PromptError("The prompt is empty: pass at least one token id.")
+        bad = (tokens < 0) | (tokens >= model.dims.d_vocab)
+        if bad.any():
+            raise PromptError(
+                f"Token id {int(tokens[bad][0])} is outside the vocabulary "
+                f"(0..{model.dims.d_vocab - 1})."
+            )
+    n, limit = int(tokens.shape[0]), model.dims.n_ctx
+    if n > limit:
+        raise PromptError(
+            f"The prompt is {n} tokens long, but {model.name} takes at most {limit} tokens. "
+            f"Shorten it by at least {n - limit} tokens."
+        )
+    return tokens
+
+
+def _check_kinds(model, kinds: frozenset[str]) -> None:
+    unknown = kinds - KNOWN_KINDS
+    if unknown:
+        raise ValueError(f"Unknown capture kinds {sorted(unknown)}; known: {sorted(KNOWN_KINDS)}")
+    family = model.family
+    if kinds <= family.capturable:
+        return
+    if ROUTES not in family.supports:
+        raise UnsupportedArchitectureError(
+            f"{model.name} is a {family.name} {family.role}: the information-flow graph and "
+            "logit lens are not supported for it yet. Use the attention views (head view, "
+            "model view, q.k, query-key map), `lmtt mask` and context search, which all work "
+            f"for {family.name}."
+        )
+    missing = sorted(kinds - family.capturable)
+    raise UnsupportedArchitectureError(f"{model.name} ({family.name}) cannot capture {missing}.")
+
+
+def run_trace(
+    model,
+    prompt: str | bytes | Sequence[int] | torch.Tensor,
+    capture: Iterable[str] = DEFAULT_CAPTURE,
+    layers: Iterable[int] | None = None,
+) -> Trace:
+    """Run one forward pass and record the ``capture`` kinds at ``layers`` (default: every
+    layer; the embedding and the last residual are always kept)."""
+    L = model.dims.n_layers
+    layers = range(L) if layers is None else [check_index("Layer", x, L) for x in layers]
+    return trace_activations(model, prompt, {(kind, x) for kind in capture for x in layers})
+
+
+def trace_activations(
+    model, prompt: str | bytes | Sequence[int] | torch.Tensor, wanted: Iterable[tuple[str, int]]
+) -> Trace:
+    """Like :func:`run_trace`, with the activations named one by one as (kind, layer)."""
+    wanted = set(wanted)
+    _check_kinds(model, frozenset(kind for kind, _ in wanted))
+    tokens = prepare_tokens(model, prompt)
+    L = model.dims.n_layers
+    wanted |= {("resid_pre", 0), ("resid_post", L - 1)}
+    if "final_scale" in model.family.capturable:
+        wanted.add(("final_scale", L - 1))
+    logits, acts = _capture_one(model, tokens, wanted)
+    _check_finite(acts, logits, L)
+    return Trace(
+        model_name=model.name,
+        family=model.family,
+        dims=model.dims,
+        weights=model.weights,
+        tokens=tokens,
+        token_strs=tuple(model.token_strings(tokens)),
+        logits=logits,
+        vocab=model.vocab,
+        activations=MappingProxyType(acts),
+    )
+
+
+def _capture_one(model, tokens: torch.Tensor, wanted: set):
+    logits, acts = capture(model, tokens.unsqueeze(0), wanted)
+    return logits[0], {key: value[0] for key, value in acts.items()}
+
+
+def _check_finite(acts: dict, logits: torch.Tensor, n_layers: int) -> None:
+    """Raise at the first block whose output is NaN or infinite, naming it."""
+    checks = [(("resid_pre", 0), "the embedding", 0)]
+    for layer in range(n_layers):
+        checks.append((("resid_mid", layer), f"the attention of layer {layer}", layer))
+        after = ("resid_pre", layer + 1) if layer + 1 < n_layers else ("resid_post", layer)
+        checks.append((after, f"the MLP of layer {layer}", layer))
+    for key, where, layer in checks:
+        t = acts.get(key)
+        if t is not None and not torch.isfinite(t).all():
+            raise NonFiniteActivationError(
+                f"NaN or infinite activations first appear in {where}. Try float32 "
+                "(--dtype float32), or check the weights for corruption.",
+                layer=layer,
+            )
+    if not torch.isfinite(logits).all():
+        raise NonFiniteActivationError(
+            "The logits are NaN or infinite (final norm / unembedding).", layer=n_layers - 1
+        )

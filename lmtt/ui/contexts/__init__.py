@@ -1,0 +1,1 @@
+"""The Context search tab."""

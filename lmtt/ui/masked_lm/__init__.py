@@ -1,0 +1,1 @@
+"""The Masked LM tab."""

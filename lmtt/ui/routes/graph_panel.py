@@ -1,0 +1,60 @@
+"""The route graph: draw it and turn clicks into a selection."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lmtt.flow.graph import RouteGraph
+from lmtt.ui import state
+from lmtt.viz.graph_figure import route_figure
+from lmtt.viz.text import node_label, percent, token_label
+
+CHART_KEY = "route_chart"
+
+
+def _on_chart_select() -> None:
+    event = st.session_state.get(CHART_KEY) or {}
+    points = (event.get("selection") or {}).get("points") or []
+    ids = [p.get("customdata") for p in points if isinstance(p.get("customdata"), str)]
+    if ids:
+        state.select(ids[0])
+
+
+def element_options(graph: RouteGraph) -> dict[str, str]:
+    """Every selectable element of the graph: id -> label (nodes first, top layer first)."""
+    options = {n.id: node_label(n, graph.tokens) for n in reversed(graph.nodes)}
+    for e in reversed(graph.edges):
+        options[e.id] = (
+            f"{e.kind} edge {node_label(e.source, graph.tokens)} → "
+            f"{node_label(e.target, graph.tokens)} ({e.weight:.3f})"
+        )
+    return options
+
+
+def graph_panel(graph: RouteGraph, n_layers: int, predicted: str, prob: float) -> None:
+    target = graph.target_positions[0]
+    title = (
+        f"Routes to position {target} '{token_label(graph.tokens[target])}' → predicts "
+        f"'{token_label(predicted)}' ({percent(prob)}) · {len(graph.edges)} edges"
+    )
+    selected = st.session_state.get(state.SELECTION)
+    fig = route_figure(graph, n_layers, title=title, selected=selected)
+    st.plotly_chart(
+        fig,
+        key=CHART_KEY,
+        on_select=_on_chart_select,
+        selection_mode="points",
+        config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}},
+    )
+    options = element_options(graph)
+    if state.reconcile_selection(options):
+        st.info(
+            "The selected element is not on the routes at this threshold; lower the "
+            "threshold to see it again, or pick another element."
+        )
+    st.selectbox(
+        "inspect (or click a node or edge in the graph)",
+        ["", *options],
+        key=state.SELECTION,
+        format_func=lambda i: options.get(i, "—"),
+    )

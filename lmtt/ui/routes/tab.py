@@ -1,0 +1,76 @@
+"""The Routes tab: the route graph to a prediction, and a panel for the clicked element."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lmtt.errors import EmptyRoutesError, LmttError
+from lmtt.flow.graph import Edge, RouteGraph
+from lmtt.ui import state
+from lmtt.ui.cache import get_routes, get_trace
+from lmtt.ui.routes.attention_block_panel import attention_block_panel
+from lmtt.ui.routes.export_panel import export_panel
+from lmtt.ui.routes.graph_panel import graph_panel
+from lmtt.ui.routes.mlp_panel import mlp_panel
+from lmtt.ui.routes.residual_panel import residual_panel
+from lmtt.viz.text import token_label
+
+
+def _target_picker(trace, prompt: str) -> int:
+    state.default_target(prompt, trace.n_tokens)
+    return st.sidebar.selectbox(
+        "target token (whose prediction to explain)",
+        list(range(trace.n_tokens)),
+        key="target",
+        format_func=lambda i: f"{i}: {token_label(trace.token_strs[i])}",
+    )
+
+
+def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, target: int) -> None:
+    """The panel of the selected node or edge (an edge shows the block it points into)."""
+    element = graph.find(selection)
+    if element is None:
+        return
+    renorm = settings.threshold if settings.renormalize else None
+    target_token = int(trace.logits[target].argmax())
+    node = element.target if isinstance(element, Edge) else element
+    kind = element.kind if isinstance(element, Edge) else node.kind
+    if kind == "attention":
+        attention_block_panel(trace, trace_key, node.layer, node.pos, renorm)
+    elif kind == "attn_out":
+        tabs = st.tabs(["attention block", "residual state"])
+        with tabs[0]:
+            attention_block_panel(trace, trace_key, node.layer, node.pos, renorm)
+        with tabs[1]:
+            residual_panel(trace, node, target_token, settings.final_norm)
+    elif kind == "mlp":
+        mlp_panel(trace, node.layer, node.pos, settings.neuron_index)
+    else:  # a residual node or edge
+        residual_panel(trace, node, target_token, settings.final_norm)
+
+
+def routes_tab(model, model_key: tuple, settings) -> None:
+    trace_key = (model_key, settings.prompt)
+    try:
+        trace = get_trace(model_key, settings.prompt, model)
+    except LmttError as e:
+        st.error(str(e))
+        return
+    target = _target_picker(trace, settings.prompt)
+    state.share_routes(settings, target)
+    try:
+        graph = get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
+    except EmptyRoutesError as e:
+        st.warning(str(e))
+        return
+    best = trace.probabilities(target).max(dim=-1)
+    graph_panel(graph, trace.n_layers, trace.vocab[int(best.indices)], float(best.values))
+    selection = state.share_selection()
+    if selection:
+        try:
+            _inspect(graph, selection, trace, trace_key, settings, target)
+        except (ValueError, IndexError):
+            st.warning(f"Cannot inspect {selection!r}: it does not belong to this prompt.")
+    else:
+        st.info("Click a node or an edge of the graph (or use the inspect box) to see inside it.")
+    export_panel(graph, trace.n_layers)

@@ -1,0 +1,104 @@
+"""URL and session state: every key the app keeps per session, and the shareable URL.
+
+Widgets store their values in ``st.session_state`` under the keys below; the URL (query
+parameters) seeds them once per session and mirrors the routes tab's settings, so a copied link
+reopens the same view. Nothing here is shared between sessions.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from lmtt.config import example_prompts
+from lmtt.models.catalog import load_model_catalog
+
+CUSTOM = "custom model name or local folder…"
+SELECTION, PENDING = "selection", "_pending_selection"
+
+
+def init_from_url() -> None:
+    """Seed widget state from the URL once per session (shareable links)."""
+    if st.session_state.get("_url_loaded"):
+        return
+    st.session_state["_url_loaded"] = True
+    q = st.query_params
+    catalog = load_model_catalog()
+    model = q.get("model", catalog.default)
+    if model in catalog.names():
+        st.session_state["model_choice"] = model
+    else:
+        st.session_state["model_choice"] = CUSTOM
+        st.session_state["custom_model"] = model
+    st.session_state["prompt"] = q.get("prompt", example_prompts()[0])
+    try:
+        st.session_state["threshold"] = min(0.5, max(0.0, float(q.get("threshold", 0.04))))
+    except ValueError:
+        st.session_state["threshold"] = 0.04
+    if "target" in q and q["target"].lstrip("-").isdigit():
+        st.session_state["target"] = int(q["target"])
+    st.session_state["neuron_index"] = q.get("index", os.environ.get("LMTT_NEURON_INDEX", ""))
+    if "sel" in q:
+        st.session_state[SELECTION] = q["sel"]
+
+
+def use_prompt(key: str) -> None:
+    """Callback: the widget ``key`` (an example or an uploaded line) becomes the prompt, and
+    the target goes back to the new prompt's last token."""
+    st.session_state["prompt"] = st.session_state[key]
+    st.session_state.pop("target", None)
+
+
+def default_target(prompt: str, n_tokens: int) -> None:
+    """Target position: the last token of a new prompt (a URL's target is kept on first load)."""
+    last = n_tokens - 1
+    first_load = st.session_state.get("_target_prompt") is None
+    if st.session_state.get("_target_prompt") != prompt:
+        if not (first_load and "target" in st.session_state):
+            st.session_state["target"] = last
+        st.session_state["_target_prompt"] = prompt
+    if not 0 <= st.session_state.get("target", last) <= last:
+        st.session_state["target"] = last
+
+
+def share_routes(settings, target: int) -> None:
+    """Mirror the routes tab's settings in the URL."""
+    st.query_params.update(
+        {
+            "model": settings.model,
+            "prompt": settings.prompt,
+            "threshold": f"{settings.threshold:g}",
+            "target": str(target),
+        }
+        | ({"index": settings.neuron_index} if settings.neuron_index else {})
+    )
+
+
+def select(element_id: str) -> None:
+    """A click on a graph element selects it."""
+    st.session_state[SELECTION] = element_id
+    st.session_state.pop(PENDING, None)
+
+
+def reconcile_selection(options: dict[str, str]) -> bool:
+    """Keep the selection when its element is on the graph; otherwise set it aside (it comes
+    back when a lower threshold brings the element back). True when it was set aside."""
+    wanted = st.session_state.get(SELECTION) or st.session_state.get(PENDING)
+    if wanted and wanted not in options:
+        st.session_state[PENDING] = wanted
+        st.session_state[SELECTION] = ""
+        return True
+    if wanted:
+        select(wanted)
+    return False
+
+
+def share_selection() -> str:
+    """The selected element id ("" when none), mirrored in the URL."""
+    selection = st.session_state.get(SELECTION) or ""
+    if selection:
+        st.query_params["sel"] = selection
+    else:
+        st.query_params.pop("sel", None)
+    return selection
