@@ -40,6 +40,34 @@ def _tokenizer(vocab_size: int):
     )
 
 
+# Each architecture's config field for lmtt's generic dimensions, by naming style.
+_GPT2_NAMES = {"d_model": "n_embd", "n_layers": "n_layer", "n_heads": "n_head",
+               "d_mlp": "n_inner", "n_ctx": "n_positions"}  # fmt: skip
+_LLAMA_NAMES = {"d_model": "hidden_size", "n_layers": "num_hidden_layers",
+                "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads",
+                "d_mlp": "intermediate_size", "n_ctx": "max_position_embeddings"}  # fmt: skip
+# arch (the config's model_type) -> (field names, extra config fields)
+CONFIGS = {
+    "gpt2": (_GPT2_NAMES, {}),
+    "llama": (_LLAMA_NAMES, {"pad_token_id": 0, "tie_word_embeddings": False}),
+}
+
+
+def tiny_config(arch: str, vocab: int, init_std: float, **dims):
+    """A transformers config of ``arch`` (its own config class) with the generic ``dims``
+    (d_model, n_layers, n_heads, n_kv_heads, d_mlp, n_ctx) under that config's names."""
+    from transformers import AutoConfig
+
+    if arch not in CONFIGS:
+        raise ValueError(f"arch must be one of {', '.join(CONFIGS)}, not {arch!r}")
+    names, extra = CONFIGS[arch]
+    fields = {names[k]: v for k, v in dims.items() if k in names and v is not None}
+    return AutoConfig.for_model(
+        arch, vocab_size=vocab, bos_token_id=0, eos_token_id=0, initializer_range=init_std,
+        **fields, **extra,
+    )  # fmt: skip
+
+
 def make_tiny_model(
     folder: str | Path,
     arch: str = "gpt2",
@@ -54,59 +82,25 @@ def make_tiny_model(
     init_std: float = 0.3,
     tokenizer_folder: str | Path | None = None,
 ) -> Path:
-    """Write a random ``arch`` ("gpt2" or "llama") causal LM folder and return its path.
+    """Write a random ``arch`` (a key of :data:`CONFIGS`) causal LM folder; return its path.
 
     ``init_std`` is larger than the usual 0.02 so attention patterns are far from uniform
     and the decompositions are tested on non-trivial numbers. ``tokenizer_folder`` uses an
     existing tokenizer (e.g. the real GPT-2 one) instead of a small trained BPE.
     """
-    from transformers import (
-        AutoTokenizer,
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-    )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(folder)
     if tokenizer_folder is not None:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder))
     else:
         tokenizer = _tokenizer(vocab_size)
-    vocab = len(tokenizer)
-    d_mlp = d_mlp or 4 * d_model
     torch.manual_seed(seed)
-    if arch == "gpt2":
-        config = GPT2Config(
-            vocab_size=vocab,
-            n_positions=n_ctx,
-            n_embd=d_model,
-            n_layer=n_layers,
-            n_head=n_heads,
-            n_inner=d_mlp,
-            bos_token_id=0,
-            eos_token_id=0,
-            initializer_range=init_std,
-        )
-        model = GPT2LMHeadModel(config)
-    elif arch == "llama":
-        config = LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=d_model,
-            intermediate_size=d_mlp,
-            num_hidden_layers=n_layers,
-            num_attention_heads=n_heads,
-            num_key_value_heads=n_kv_heads or max(1, n_heads // 2),
-            max_position_embeddings=n_ctx,
-            bos_token_id=0,
-            eos_token_id=0,
-            pad_token_id=0,
-            initializer_range=init_std,
-            tie_word_embeddings=False,
-        )
-        model = LlamaForCausalLM(config)
-    else:
-        raise ValueError(f"arch must be 'gpt2' or 'llama', not {arch!r}")
+    config = tiny_config(
+        arch, len(tokenizer), init_std, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+        n_kv_heads=n_kv_heads or max(1, n_heads // 2), d_mlp=d_mlp or 4 * d_model, n_ctx=n_ctx,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():  # random biases and norm gains, so every term is exercised
         for name, p in model.named_parameters():
             if name.endswith("bias") or "norm" in name or ".ln_" in name:
@@ -118,7 +112,7 @@ def make_tiny_model(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("arch", choices=["gpt2", "llama"])
+    parser.add_argument("arch", choices=sorted(CONFIGS))
     parser.add_argument("folder")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--d-model", type=int, default=32)

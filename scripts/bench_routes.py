@@ -92,52 +92,30 @@ def run_phase(folder: str, phase: str, T: int, device: str, repeats: int) -> dic
     return {"seconds": statistics.median(times), "peak_rss_mb": _peak_rss_mb()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model-dir", default=str(ROOT / "bench-results" / "gpt2-small-random"))
-    parser.add_argument("--out", default=None, help="JSON path (default scripts/results/...)")
-    parser.add_argument("--child", nargs=4, metavar=("FOLDER", "PHASE", "T", "REPEATS"))
-    args = parser.parse_args()
-    if args.child:
-        folder, phase, T, repeats = args.child
-        print(json.dumps(run_phase(folder, phase, int(T), args.device, int(repeats))))
-        return
+def measure(folder: Path, T: int, device: str) -> dict:
+    """One row of the table: every phase at length T, each in a fresh process."""
+    row = {"T": T}
+    for phase in PHASES:
+        repeats = 3 if T <= 256 else 1
+        cmd = [sys.executable, __file__, "--device", device, "--child", str(folder), phase,
+               str(T), str(repeats)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"bench: {phase} at T={T} failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        row[f"{phase}_s"] = round(result["seconds"], 3)
+        row[f"{phase}_peak_mb"] = round(result["peak_rss_mb"])
+        print(
+            f"  T={T:5d} {phase:12s} {result['seconds']:8.3f} s "
+            f"peak {result['peak_rss_mb']:7.0f} MB",
+            flush=True,
+        )
+    row["lazy_over_forward"] = round(row["lazy_routes_s"] / row["forward_s"], 2)
+    row["full_over_forward"] = round(row["full_graph_s"] / row["forward_s"], 2)
+    return row
 
-    folder = Path(args.model_dir)
-    build_model(folder, n_ctx=max(1024, max(args.lengths)))
-    rows = []
-    for T in args.lengths:
-        row = {"T": T}
-        for phase in PHASES:
-            repeats = 3 if T <= 256 else 1
-            cmd = [
-                sys.executable,
-                __file__,
-                "--device",
-                args.device,
-                "--child",
-                str(folder),
-                phase,
-                str(T),
-                str(repeats),
-            ]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                sys.exit(f"bench: {phase} at T={T} failed:\n{done.stderr[-2000:]}")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            row[f"{phase}_s"] = round(result["seconds"], 3)
-            row[f"{phase}_peak_mb"] = round(result["peak_rss_mb"])
-            print(
-                f"  T={T:5d} {phase:12s} {result['seconds']:8.3f} s "
-                f"peak {result['peak_rss_mb']:7.0f} MB",
-                flush=True,
-            )
-        row["lazy_over_forward"] = round(row["lazy_routes_s"] / row["forward_s"], 2)
-        row["full_over_forward"] = round(row["full_graph_s"] / row["forward_s"], 2)
-        rows.append(row)
 
+def print_table(rows: list[dict]) -> None:
     header = (
         "| T | forward s | run_trace s | lazy routes s | full graph s | lazy / fwd | "
         "full / fwd | peak MB (fwd / trace / lazy / full) |"
@@ -150,6 +128,24 @@ def main() -> None:
             f"{r['full_over_forward']} | {r['forward_peak_mb']} / {r['trace_peak_mb']} / "
             f"{r['lazy_routes_peak_mb']} / {r['full_graph_peak_mb']} |"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model-dir", default=str(ROOT / "bench-results" / "gpt2-small-random"))
+    parser.add_argument("--out", default=None, help="JSON path (default scripts/results/...)")
+    parser.add_argument("--child", nargs=4, metavar=("FOLDER", "PHASE", "T", "REPEATS"))
+    args = parser.parse_args()
+    if args.child:
+        folder, phase, T, repeats = args.child
+        print(json.dumps(run_phase(folder, phase, int(T), args.device, int(repeats))))
+        return
+    folder = Path(args.model_dir)
+    build_model(folder, n_ctx=max(1024, max(args.lengths)))
+    rows = [measure(folder, T, args.device) for T in args.lengths]
+    print_table(rows)
     out = Path(args.out or ROOT / "scripts" / "results" / f"bench_routes_{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device}

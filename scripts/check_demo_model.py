@@ -84,37 +84,21 @@ def copy_edge_weights(model, layers: list[int], n: int, seeds: int = 5) -> dict:
     return {layer: torch.cat(weights) for layer, weights in out.items()}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "lmtt" / "assets" / "demo-model"))
-    parser.add_argument("--write-card", action="store_true", help="append results to README.md")
-    args = parser.parse_args()
-    if not CORPUS.is_file():
-        sys.exit(f"check: the corpus {CORPUS} is missing (../shared/data)")
-
-    from lmtt.flow.graph import routes
-    from lmtt.models import load_model
-    from lmtt.models.trace import run_trace
-    from lmtt.viz.text import node_label
-
-    model = load_model(args.model, device="cpu")
-    lines, ok = [], True
+def loss_check(model) -> tuple[list[str], bool]:
     loss, unigram = validation_losses(model, CORPUS.read_text(encoding="utf-8"))
     passed = loss < unigram - 1.0
-    ok &= passed
-    lines += [
+    return [
         "## Checks (`python scripts/check_demo_model.py`)",
         "",
         f"- validation loss {loss:.3f} nats/token vs unigram baseline {unigram:.3f}: "
         f"{'PASS' if passed else 'FAIL'} (must be at least 1 nat lower)",
-    ]
+    ], passed
 
-    scores = induction_scores(model)
-    best = int(scores.argmax())
-    layer, head = divmod(best, model.dims.n_heads)
+
+def induction_check(model, scores: torch.Tensor) -> tuple[list[str], bool]:
+    layer, head = divmod(int(scores.argmax()), model.dims.n_heads)
     passed = float(scores.max()) > 0.3
-    ok &= passed
-    lines += [
+    lines = [
         f"- best induction head L{layer}H{head}, score {float(scores.max()):.3f}: "
         f"{'PASS' if passed else 'FAIL'} (must exceed 0.3)",
         "",
@@ -125,10 +109,16 @@ def main() -> int:
     ]
     for i, row in enumerate(scores.tolist()):
         lines.append(f"| {i} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    return lines, passed
 
-    n = 50
-    tokens = repeated_sequence(model, n, seed=100)
-    trace = run_trace(model, tokens)
+
+def route_check(model, scores: torch.Tensor, n: int = 50) -> tuple[list[str], bool]:
+    """Do the routes of the clearest induction event carry the copy-source edge?"""
+    from lmtt.flow.graph import routes
+    from lmtt.models.trace import run_trace
+
+    layer, head = divmod(int(scores.argmax()), model.dims.n_heads)
+    trace = run_trace(model, repeated_sequence(model, n, seed=100))
     second = torch.arange(1 + n + 1, 1 + 2 * n)
     # The clearest induction event: where the best head attends most to the copy source.
     copy_attention = trace.pattern(layer)[head, second, second - n + 1]
@@ -140,10 +130,8 @@ def main() -> int:
         for e in graph.edges
         if e.kind == "attention" and e.target.layer == layer and e.target.pos == target
     ]
-    through = [e for e in into_block if e.source.pos == source]
-    passed = bool(through)
-    ok &= passed
-    lines += [
+    passed = any(e.source.pos == source for e in into_block)
+    lines = [
         "",
         f"- routes (threshold 0.04) for position {target} of a random 50-token sequence "
         f"repeated twice (the second-copy token where L{layer}H{head} attends most to its "
@@ -154,19 +142,31 @@ def main() -> int:
         f"{target}, with their three largest heads:",
         "",
     ]
-    for e in sorted(into_block, key=lambda e: -e.weight):
+    return lines + edge_lines(graph, into_block), passed
+
+
+def edge_lines(graph, edges) -> list[str]:
+    from lmtt.viz.text import node_label
+
+    lines = []
+    for e in sorted(edges, key=lambda e: -e.weight):
         heads = sorted(range(len(e.heads)), key=lambda h: -e.heads[h])[:3]
         split = ", ".join(f"H{h} {e.heads[h]:.3f}" for h in heads)
         lines.append(
             f"  - {node_label(e.source, graph.tokens)} -> "
             f"{node_label(e.target, graph.tokens)}: weight {e.weight:.3f} ({split})"
         )
-    lines += [
+    return lines
+
+
+def copy_rate_lines(model, scores: torch.Tensor, n: int = 50) -> list[str]:
+    lines = [
         "",
         "How often routes carry the copy-source edge, over every second-copy token of "
         "5 random repeated sequences (threshold 0.04):",
         "",
     ]
+    layer = int(scores.argmax()) // model.dims.n_heads
     induction_layers = {i for i in range(model.dims.n_layers) if scores[i].max() > 0.3}
     for lay, weights in copy_edge_weights(model, sorted({layer, *induction_layers}), n).items():
         lines.append(
@@ -174,7 +174,26 @@ def main() -> int:
             f"median edge weight {float(weights.median()):.3f}, above 0.04 for "
             f"{float((weights > 0.04).float().mean()):.0%} of {len(weights)} tokens"
         )
-    report = "\n".join(lines)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "lmtt" / "assets" / "demo-model"))
+    parser.add_argument("--write-card", action="store_true", help="append results to README.md")
+    args = parser.parse_args()
+    if not CORPUS.is_file():
+        sys.exit(f"check: the corpus {CORPUS} is missing (../shared/data)")
+
+    from lmtt.models import load_model
+
+    model = load_model(args.model, device="cpu")
+    scores = induction_scores(model)
+    lines, ok = [], True
+    for check in (loss_check(model), induction_check(model, scores), route_check(model, scores)):
+        lines += check[0]
+        ok &= check[1]
+    report = "\n".join(lines + copy_rate_lines(model, scores))
     print(report)
     if args.write_card:
         card = Path(args.model) / "README.md"

@@ -151,29 +151,9 @@ def evaluate(model, val_ids, n_ctx: int, max_windows: int = 64) -> float:
     return sum(losses) / len(losses)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    text = read_corpus(args.corpus)
-    prepare_out(args.out, args.force)
-
+def build_model(args, vocab: int):
     import torch
-    from tqdm import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    split = int(len(text) * 0.95)
-    train_text, val_text = text[:split], text[split:]
-    start = time.time()
-    tokenizer = train_tokenizer(train_text, args.vocab_size)
-    train_ids = torch.tensor(tokenizer(train_text)["input_ids"], dtype=torch.long)
-    val_ids = torch.tensor(tokenizer(val_text)["input_ids"], dtype=torch.long)
-    vocab = len(tokenizer)
-    entropy, unigram_val = unigram_baseline(train_ids, val_ids, vocab)
-    print(
-        f"train: {len(train_ids):,} train / {len(val_ids):,} val tokens, vocab {vocab}; "
-        f"unigram val cross-entropy {unigram_val:.3f} nats"
-    )
 
     config = GPT2Config(
         vocab_size=vocab,
@@ -192,8 +172,11 @@ def main(argv=None) -> None:
     if args.sinusoidal_init:
         with torch.no_grad():  # trained afterwards; sinusoids make relative offsets easy to learn
             model.transformer.wpe.weight.copy_(0.1 * sinusoids(args.n_ctx, args.d_model))
-    n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    return model
+
+
+def lr_schedule(args):
+    """Linear warm-up over the first 5% of steps, then cosine decay to 10% of the peak."""
     warmup = max(1, args.steps // 20)
 
     def lr_at(step: int) -> float:
@@ -202,6 +185,16 @@ def main(argv=None) -> None:
         progress = (step - warmup) / max(1, args.steps - warmup)
         return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
+    return lr_at
+
+
+def train(model, train_ids, val_ids, args) -> tuple[list[dict], int]:
+    """The training loop; returns the evaluation history and the tokens seen."""
+    import torch
+    from tqdm import tqdm
+
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    lr_at = lr_schedule(args)
     gen = torch.Generator().manual_seed(args.seed)
     data = batches(train_ids, args.n_ctx, args.batch_size, args.repeat_fraction, gen)
     history = []
@@ -225,10 +218,35 @@ def main(argv=None) -> None:
             val = evaluate(model, val_ids, args.n_ctx)
             history.append({"step": step + 1, "train_loss": float(loss), "val_loss": val})
             bar.write(f"step {step + 1}: train loss {float(loss):.3f}, val loss {val:.3f}")
+    return history, seen
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    text = read_corpus(args.corpus)
+    prepare_out(args.out, args.force)
+
+    import torch
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    split = int(len(text) * 0.95)
+    train_text, val_text = text[:split], text[split:]
+    start = time.time()
+    tokenizer = train_tokenizer(train_text, args.vocab_size)
+    train_ids = torch.tensor(tokenizer(train_text)["input_ids"], dtype=torch.long)
+    val_ids = torch.tensor(tokenizer(val_text)["input_ids"], dtype=torch.long)
+    vocab = len(tokenizer)
+    entropy, unigram_val = unigram_baseline(train_ids, val_ids, vocab)
+    print(
+        f"train: {len(train_ids):,} train / {len(val_ids):,} val tokens, vocab {vocab}; "
+        f"unigram val cross-entropy {unigram_val:.3f} nats"
+    )
+    model = build_model(args, vocab)
+    history, seen = train(model, train_ids, val_ids, args)
     minutes = (time.time() - start) / 60
     train_loss = evaluate_train(model, train_ids, args.n_ctx)
     val_loss = history[-1]["val_loss"]
-
     model.eval()
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
@@ -238,7 +256,7 @@ def main(argv=None) -> None:
     stats = {
         "command": command.strip(),
         "minutes": round(minutes, 1),
-        "params": n_params,
+        "params": sum(p.numel() for p in model.parameters()),
         "train_tokens": len(train_ids),
         "val_tokens": len(val_ids),
         "vocab": vocab,

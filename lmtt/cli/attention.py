@@ -88,24 +88,27 @@ def cmd_qk_map(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("mask", help="fill in [MASK] tokens with a masked-LM (BERT-style)")
-    common.add_model_args(p)
-    p.add_argument("prompt")
+    p = common.command(
+        sub, "mask", "fill in [MASK] tokens with a masked-LM (BERT-style)", cmd_mask, prompt=True
+    )
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--diagrams", default=None, metavar="DIR", help="write per-head PNGs here")
-    p.set_defaults(func=cmd_mask)
 
-    p = sub.add_parser("attention", help="write head view, model view and q.k views as files")
-    common.add_model_args(p)
-    p.add_argument("prompt")
+    p = common.command(
+        sub,
+        "attention",
+        "write head view, model view and q.k views as files",
+        cmd_attention,
+        prompt=True,
+    )
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--head", type=int, default=0)
     p.add_argument("--query", type=int, default=-1, help="query position for q.k (default last)")
     p.add_argument("--out", required=True, help="folder for the files")
-    p.set_defaults(func=cmd_attention)
 
-    p = sub.add_parser("qk-map", help="one head's queries and keys over a corpus, in 2-D")
-    common.add_model_args(p)
+    p = common.command(
+        sub, "qk-map", "one head's queries and keys over a corpus, in 2-D", cmd_qk_map
+    )
     p.add_argument("--corpus", required=True, help=".txt, .jsonl or .conllu file or folder")
     p.add_argument("--layer", type=int, required=True)
     p.add_argument("--head", type=int, required=True)
@@ -114,4 +117,3 @@ def add_commands(sub) -> None:
     p.add_argument("--colour", default="kind", choices=["kind", "position"])
     p.add_argument("--out", required=True, help="folder for qk_map.html, .png and .svg")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_qk_map)

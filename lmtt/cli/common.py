@@ -12,6 +12,18 @@ def console():
     return Console(width=min(100, Console().width) if sys.stdout.isatty() else 100)
 
 
+def command(sub, name: str, help: str, func, model: bool = True, prompt: bool = False):
+    """Add the subcommand ``name`` running ``func``; with ``model``, the model options; with
+    ``prompt``, the prompt argument. Returns the parser for the command's own options."""
+    parser = sub.add_parser(name, help=help)
+    if model:
+        add_model_args(parser)
+    if prompt:
+        parser.add_argument("prompt")
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", "-m", default=None, help="name from configs/models.yaml, hub name or folder"

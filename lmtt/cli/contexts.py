@@ -69,21 +69,24 @@ def _write_matches(matches, upos: dict, deprel: dict, out: Path, layer: int) -> 
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("index-contexts", help="store a corpus's hidden states for search")
-    common.add_model_args(p)
+    p = common.command(
+        sub, "index-contexts", "store a corpus's hidden states for search", cmd_index_contexts
+    )
     p.add_argument("--corpus", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--layers", type=int, nargs="+", default=None, help="default: all")
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_index_contexts)
 
-    p = sub.add_parser("contexts", help="corpus tokens whose hidden state is most similar")
-    common.add_model_args(p)
+    p = common.command(
+        sub,
+        "contexts",
+        "corpus tokens whose hidden state is most similar",
+        cmd_contexts,
+        prompt=True,
+    )
     p.add_argument("--index", required=True)
-    p.add_argument("prompt")
     p.add_argument("--position", type=int, required=True, help="token position in the prompt")
     p.add_argument("--layer", type=int, required=True, help="0 = embeddings .. n_layers")
     p.add_argument("--k", type=int, default=50)
     p.add_argument("--out", default=None, help="folder for matches.csv and histogram PNG/SVG")
-    p.set_defaults(func=cmd_contexts)

@@ -95,17 +95,16 @@ def cmd_routes(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("trace", help="next-token prediction and a per-layer logit lens")
-    common.add_model_args(p)
-    p.add_argument("prompt")
+    p = common.command(
+        sub, "trace", "next-token prediction and a per-layer logit lens", cmd_trace, prompt=True
+    )
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--lens-k", type=int, default=5)
     p.add_argument("--position", type=int, default=-1, help="token position (default: last)")
-    p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("routes", help="information-flow routes to a prediction")
-    common.add_model_args(p)
-    p.add_argument("prompt")
+    p = common.command(
+        sub, "routes", "information-flow routes to a prediction", cmd_routes, prompt=True
+    )
     p.add_argument("--threshold", type=float, default=0.04, help="keep edges above this weight")
     p.add_argument("--target", type=int, default=None, help="token position (default: last)")
     p.add_argument(
@@ -117,4 +116,3 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")
-    p.set_defaults(func=cmd_routes)

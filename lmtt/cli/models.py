@@ -23,5 +23,5 @@ def cmd_models(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("models", help="the models offered by name, and where their weights are")
-    p.set_defaults(func=cmd_models)
+    help = "the models offered by name, and where their weights are"
+    common.command(sub, "models", help, cmd_models, model=False)

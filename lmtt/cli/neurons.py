@@ -136,8 +136,9 @@ def cmd_neuron(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("index-neurons", help="top-activating corpus examples for every neuron")
-    common.add_model_args(p)
+    p = common.command(
+        sub, "index-neurons", "top-activating corpus examples for every neuron", cmd_index_neurons
+    )
     p.add_argument("--corpus", required=True, help=".txt, .jsonl, .conllu file or a folder")
     p.add_argument("--out", required=True, help="index folder (new, empty, or to resume)")
     p.add_argument("--max-tokens", type=int, default=None, help="index only the first N tokens")
@@ -150,18 +151,19 @@ def add_commands(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", type=int, default=0, metavar="N", help="run N shards as Ray tasks")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
-    p.set_defaults(func=cmd_index_neurons)
 
-    p = sub.add_parser("merge-index", help="merge the shards of an index into one")
+    p = common.command(
+        sub, "merge-index", "merge the shards of an index into one", cmd_merge_index, model=False
+    )
     p.add_argument("--out", required=True, help="folder for the merged index")
     p.add_argument("sources", nargs="+", help="folders holding the shards")
-    p.set_defaults(func=cmd_merge_index)
 
-    p = sub.add_parser("neuron", help="a neuron's top-activating examples from an index")
+    p = common.command(
+        sub, "neuron", "a neuron's top-activating examples from an index", cmd_neuron, model=False
+    )
     p.add_argument("--index", required=True, help="index folder")
     p.add_argument("layer", type=int, nargs="?")
     p.add_argument("neuron", type=int, nargs="?")
     p.add_argument("--k", type=int, default=10, help="examples (or neurons) to show")
     p.add_argument("--context", type=int, default=None, help="tokens either side")
     p.add_argument("--token", default=None, help="list the neurons that fire on this token")
-    p.set_defaults(func=cmd_neuron)

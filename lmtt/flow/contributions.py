@@ -175,11 +175,16 @@ class MlpContributions:
     residual: Float[torch.Tensor, " P"]
 
 
+def _mlp_wholes(trace: Trace, layer: int, positions) -> tuple[torch.Tensor, ...]:
+    """The positions [P], the wholes out[layer] [P, d] and the residual parts mid[layer]."""
+    p = decompose.position_index(positions, trace.n_tokens)
+    return p, trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+
+
 def mlp_contributions(
     trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
 ) -> MlpContributions:
-    p = decompose.position_index(positions, trace.n_tokens)
-    out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+    p, out, mid = _mlp_wholes(trace, layer, positions)
     raw = torch.stack([residual_proximity(out, out - mid), residual_proximity(out, mid)], dim=1)
     c = normalize(raw, renormalizing_threshold)
     return MlpContributions(layer, p, c[:, 0], c[:, 1])
@@ -187,7 +192,8 @@ def mlp_contributions(
 
 @dataclass(frozen=True, eq=False)
 class NeuronContributions:
-    """Per-neuron contributions to ``out[layer, i]``: neurons[p, n] and residual[p]."""
+    """Per-neuron contributions to ``out[layer, i]``: ``neurons[p, n]`` (the part
+    ``a[i, n] * W_out[n]``) and ``residual[p]`` (the part ``mid[layer, i]``)."""
 
     layer: int
     positions: Int[torch.Tensor, " P"]
@@ -198,8 +204,7 @@ class NeuronContributions:
 def neuron_contributions(
     trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
 ) -> NeuronContributions:
-    p = decompose.position_index(positions, trace.n_tokens)
-    out, mid = trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+    p, out, mid = _mlp_wholes(trace, layer, positions)
     a = trace.mlp_post(layer)[p]  # [P, d_mlp]
     W_out = trace.weights.W_out[layer]  # [d_mlp, d]
     raw = proximity(out, a[:, None, :], W_out[None])[:, 0]  # [P, d_mlp]

@@ -72,6 +72,46 @@ def _segments(model, doc, prefix: list[int]):
     return pieces, words, spans
 
 
+ROW_FIELDS = ("doc_id", "sentence", "position", "start", "end", "token", "upos", "deprel")
+
+
+class _Writer:
+    """Appends states (one flat float16 file per layer) and token rows as documents stream."""
+
+    def __init__(self, model, folder: Path, layers: list[int]):
+        self.model, self.layers, self.n = model, layers, 0
+        self.files = {x: open(folder / f"layer-{x}.f16", "wb") for x in layers}  # noqa: SIM115
+        self.rows: dict[str, list] = {k: [] for k in ROW_FIELDS}
+
+    def add(self, doc, ids, positions, keep, words, spans) -> None:
+        """The tokens ``keep`` (indices into the piece ``ids``) of one document piece."""
+        hidden = hidden_states(self.model, ids)  # [L + 1, t, d_model]
+        for x in self.layers:
+            states = torch.nn.functional.normalize(hidden[x][keep], dim=-1)
+            self.files[x].write(states.to(torch.float16).numpy().tobytes())
+        strs = self.model.token_strings(ids[keep])
+        for j, pos in enumerate(positions[keep].tolist()):
+            w = words[pos]
+            values = (doc.doc_id, doc.text, pos, spans[pos][0], spans[pos][1], strs[j])
+            values += (None if w is None or doc.upos is None else doc.upos[w],)
+            values += (None if w is None or doc.deprel is None else doc.deprel[w],)
+            for name, value in zip(ROW_FIELDS, values, strict=True):
+                self.rows[name].append(value)
+        self.n += len(keep)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def _check_layers(model, layers: list[int] | None) -> list[int]:
+    L = model.dims.n_layers
+    layers = list(range(L + 1)) if layers is None else sorted(set(layers))
+    if not layers or not all(0 <= x <= L for x in layers):
+        raise ContextIndexError(f"Layers must be in 0..{L} (0 = embeddings), not {layers}.")
+    return layers
+
+
 def build_context_index(
     model,
     corpus: str | Path,
@@ -88,15 +128,9 @@ def build_context_index(
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise ContextIndexError(f"{folder} is not empty: pass a new or empty --out folder.")
-    L = model.dims.n_layers
-    layers = list(range(L + 1)) if layers is None else sorted(set(layers))
-    if not layers or not all(0 <= x <= L for x in layers):
-        raise ContextIndexError(f"Layers must be in 0..{L} (0 = embeddings), not {layers}.")
+    layers = _check_layers(model, layers)
     folder.mkdir(parents=True, exist_ok=True)
-    files = {x: open(folder / f"layer-{x}.f16", "wb") for x in layers}  # noqa: SIM115
-    rows: dict[str, list] = {k: [] for k in ("doc_id", "sentence", "position", "token")}
-    rows |= {"start": [], "end": [], "upos": [], "deprel": []}
-    report, n = ReadReport(), 0
+    writer, report = _Writer(model, folder, layers), ReadReport()
     bar = tqdm(desc="context index", unit="tok", unit_scale=True, disable=not progress)
     try:
         prefix = _prefix(model)
@@ -105,48 +139,28 @@ def build_context_index(
             for ids, positions, special in pieces:
                 keep = (~special).nonzero().flatten()  # [k] indices into this piece
                 if max_tokens is not None:
-                    keep = keep[: max_tokens - n]
-                if len(keep) == 0:
-                    continue
-                hidden = hidden_states(model, ids)  # [L + 1, t, d_model]
-                for x in layers:
-                    states = torch.nn.functional.normalize(hidden[x][keep], dim=-1)
-                    files[x].write(states.to(torch.float16).numpy().tobytes())
-                strs = model.token_strings(ids[keep])
-                for j, pos in enumerate(positions[keep].tolist()):
-                    w = words[pos]
-                    rows["doc_id"].append(doc.doc_id)
-                    rows["sentence"].append(doc.text)
-                    rows["position"].append(pos)
-                    rows["start"].append(spans[pos][0])
-                    rows["end"].append(spans[pos][1])
-                    rows["token"].append(strs[j])
-                    rows["upos"].append(None if w is None or doc.upos is None else doc.upos[w])
-                    rows["deprel"].append(
-                        None if w is None or doc.deprel is None else doc.deprel[w]
-                    )
-                n += len(keep)
-                bar.update(len(keep))
-            if max_tokens is not None and n >= max_tokens:
+                    keep = keep[: max_tokens - writer.n]
+                if len(keep):
+                    writer.add(doc, ids, positions, keep, words, spans)
+                    bar.update(len(keep))
+            if max_tokens is not None and writer.n >= max_tokens:
                 break
     finally:
-        for f in files.values():
-            f.close()
+        writer.close()
         bar.close()
-    if n == 0:
+    if writer.n == 0:
         raise ContextIndexError(f"Corpus {corpus} has no text to index.")
-    pq.write_table(pa.table(rows), folder / "tokens.parquet")
-    size = sum(f.stat().st_size for f in folder.iterdir())
+    pq.write_table(pa.table(writer.rows), folder / "tokens.parquet")
     meta = {
         "schema_version": SCHEMA_VERSION,
         "model": model.name,
         "corpus": str(corpus),
         "layers": layers,
         "d_model": model.dims.d_model,
-        "n_tokens": n,
+        "n_tokens": writer.n,
         "documents": report.documents,
         "skipped_invalid_utf8": report.skipped_invalid_utf8,
-        "bytes": size,
+        "bytes": sum(f.stat().st_size for f in folder.iterdir()),
     }
     write_manifest(folder / META, meta)
     return meta

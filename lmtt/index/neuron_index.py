@@ -206,44 +206,52 @@ def index_neurons(
         )
     prepare_folder(folder, settings)
     path = state_path(folder, i, n)
-    d = model.dims
-    state = (
-        load_state(path)
-        if path.exists()
-        else ShardState(
-            i,
-            n,
-            0,
-            False,
-            0,
-            NeuronTopK.empty(d.n_layers, d.d_mlp, settings.top_k),
-            NeuronStats.empty(d.n_layers, d.d_mlp),
-        )
-    )
+    state = load_state(path) if path.exists() else new_state(model, settings, shard)
     if state.complete:
         return state
     label = "indexing" if n == 1 else f"indexing shard {i}/{n}"
-    bar = tqdm(desc=label, unit="tok", unit_scale=True, disable=not progress, smoothing=0.1)
-    corpus_tokens = chunk_no = 0
-    all_wins = _prepend(first, wins)
-    for chunk_no, chunk in enumerate(_chunks(all_wins, settings.chunk_windows)):
-        n_tokens = sum(w.n_corpus_tokens for w in chunk)
-        corpus_tokens += n_tokens
-        if chunk_no % n != i or chunk_no < state.next_chunk:
-            continue
-        index_chunk(model, chunk, settings.batch_size, state.topk, state.stats)
-        write_tokens(model, folder, chunk_no, chunk)
-        state.next_chunk, state.tokens = chunk_no + 1, state.tokens + n_tokens
-        save_state(path, state)
-        bar.update(n_tokens)
-    bar.close()
-    state.complete, state.chunks_total = True, chunk_no + 1
+    with tqdm(desc=label, unit="tok", unit_scale=True, disable=not progress, smoothing=0.1) as bar:
+        chunks, corpus_tokens = _run_chunks(
+            model, _prepend(first, wins), folder, path, settings, state, bar
+        )
+    state.complete, state.chunks_total = True, chunks
     state.corpus_documents, state.corpus_tokens = report.documents, corpus_tokens
     state.skipped_invalid_utf8 = report.skipped_invalid_utf8
     save_state(path, state)
     if n == 1:
         finalize(folder, [state])
     return state
+
+
+def new_state(model, settings: IndexSettings, shard: tuple[int, int]) -> ShardState:
+    """The empty state of a shard that has not started."""
+    d = model.dims
+    return ShardState(
+        shard[0],
+        shard[1],
+        next_chunk=0,
+        complete=False,
+        tokens=0,
+        topk=NeuronTopK.empty(d.n_layers, d.d_mlp, settings.top_k),
+        stats=NeuronStats.empty(d.n_layers, d.d_mlp),
+    )
+
+
+def _run_chunks(model, wins, folder, path, settings, state, bar) -> tuple[int, int]:
+    """Index this shard's chunks that are not done yet, checkpointing after each; returns
+    (number of chunks, corpus tokens) of the whole corpus."""
+    corpus_tokens = chunk_no = 0
+    for chunk_no, chunk in enumerate(_chunks(wins, settings.chunk_windows)):
+        n_tokens = sum(w.n_corpus_tokens for w in chunk)
+        corpus_tokens += n_tokens
+        if chunk_no % state.n_shards != state.shard or chunk_no < state.next_chunk:
+            continue
+        index_chunk(model, chunk, settings.batch_size, state.topk, state.stats)
+        write_tokens(model, folder, chunk_no, chunk)
+        state.next_chunk, state.tokens = chunk_no + 1, state.tokens + n_tokens
+        save_state(path, state)
+        bar.update(n_tokens)
+    return chunk_no + 1, corpus_tokens
 
 
 def _prepend(first: Window, rest: Iterator[Window]) -> Iterator[Window]:

@@ -40,6 +40,18 @@ def route_figure(
     """Edges as lines (width and opacity by weight), nodes as markers with ids in customdata.
     Each edge also gets an invisible marker at its midpoint so it can be clicked."""
     fig = go.Figure()
+    for trace in _edge_lines(graph):
+        fig.add_trace(trace)
+    fig.add_trace(_edge_pickers(graph))
+    for trace in _node_markers(graph, selected):
+        fig.add_trace(trace)
+    _lay_out(fig, graph, n_layers, title, height)
+    return fig
+
+
+def _edge_lines(graph: RouteGraph) -> list[go.Scatter]:
+    """One line trace per edge kind and weight bin (width and opacity grow with the bin)."""
+    traces = []
     max_w = max((e.weight for e in graph.edges), default=1.0)
     for kind, rgb in EDGE_COLOUR.items():
         edges = [e for e in graph.edges if e.kind == kind]
@@ -53,60 +65,63 @@ def route_figure(
                 (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
                 xs += [x0, x1, None]
                 ys += [y0, y1, None]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    hoverinfo="skip",
-                    showlegend=False,
-                    line={"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"},
-                )
+            line = {"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"}
+            traces.append(
+                go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=line)
             )
+    return traces
+
+
+def _edge_pickers(graph: RouteGraph) -> go.Scatter:
+    """Invisible markers at the edges' midpoints: what a click on an edge selects."""
     mids = [(e, node_xy(e.source), node_xy(e.target)) for e in graph.edges]
-    fig.add_trace(
-        go.Scatter(
-            x=[(a[0] + b[0]) / 2 for _, a, b in mids],
-            y=[(a[1] + b[1]) / 2 for _, a, b in mids],
-            mode="markers",
-            name="edges",
-            showlegend=False,
-            marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
-            customdata=[e.id for e, _, _ in mids],
-            hovertemplate=[
-                f"{e.kind} edge<br>weight {e.weight:.3f}<extra></extra>" for e, _, _ in mids
-            ],
-        )
+    return go.Scatter(
+        x=[(a[0] + b[0]) / 2 for _, a, b in mids],
+        y=[(a[1] + b[1]) / 2 for _, a, b in mids],
+        mode="markers",
+        name="edges",
+        showlegend=False,
+        marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
+        customdata=[e.id for e, _, _ in mids],
+        hovertemplate=[
+            f"{e.kind} edge<br>weight {e.weight:.3f}<extra></extra>" for e, _, _ in mids
+        ],
     )
+
+
+def _node_markers(graph: RouteGraph, selected: str | None) -> list[go.Scatter]:
+    """One marker trace per node kind; the selected node is drawn larger and outlined."""
+    traces = []
     for kind, (colour, symbol, label) in KIND_STYLE.items():
         nodes = [n for n in graph.nodes if n.kind == kind]
         if not nodes:
             continue
         xy = [node_xy(n) for n in nodes]
         is_sel = [n.id == selected for n in nodes]
-        fig.add_trace(
+        marker = {
+            "size": [20 if s else 13 for s in is_sel],
+            "color": colour,
+            "symbol": symbol,
+            "line": {
+                "width": [3 if s else 1 for s in is_sel],
+                "color": ["black" if s else "white" for s in is_sel],
+            },
+        }
+        hover = [
+            f"{label}<br>{'' if n.layer is None else f'layer {n.layer}, '}position {n.pos} "
+            f"'{token_label(graph.tokens[n.pos])}'<extra></extra>"
+            for n in nodes
+        ]
+        traces.append(
             go.Scatter(
-                x=[p[0] for p in xy],
-                y=[p[1] for p in xy],
-                mode="markers",
-                name=label,
-                customdata=[n.id for n in nodes],
-                marker={
-                    "size": [20 if s else 13 for s in is_sel],
-                    "color": colour,
-                    "symbol": symbol,
-                    "line": {
-                        "width": [3 if s else 1 for s in is_sel],
-                        "color": ["black" if s else "white" for s in is_sel],
-                    },
-                },
-                hovertemplate=[
-                    f"{label}<br>{'' if n.layer is None else f'layer {n.layer}, '}position {n.pos} "
-                    f"'{token_label(graph.tokens[n.pos])}'<extra></extra>"
-                    for n in nodes
-                ],
+                x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers", name=label,
+                customdata=[n.id for n in nodes], marker=marker, hovertemplate=hover,
             )
-        )
+        )  # fmt: skip
+    return traces
+
+
+def _lay_out(fig: go.Figure, graph: RouteGraph, n_layers: int, title: str, height: int) -> None:
     T = len(graph.tokens)
     fig.update_layout(
         title=title,
@@ -136,4 +151,3 @@ def route_figure(
             "title": "layer",
         },
     )
-    return fig

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmtt.errors import EmptyRoutesError, OutOfRangeError, RouteError
-from lmtt.flow.graph import RouteGraph, build_graph, routes
+from lmtt.flow.graph import Edge, RouteGraph, build_graph, routes
 from lmtt.models import load_model
 from lmtt.models.trace import run_trace
 
@@ -211,3 +211,16 @@ def test_routes_match_independent_prune(trace_and_full, threshold):
         for e in graph.edges
     }
     assert mine == edges
+
+
+def test_elements_are_found_by_id(trace_and_full):
+    trace, _ = trace_and_full
+    graph = routes(trace, threshold=0.03)
+    edge, node = graph.edges[0], graph.nodes[0]
+    assert Edge.parse_id(edge.id) == (edge.source, edge.target, edge.kind)
+    assert graph.find(edge.id) == edge and graph.find(edge.id).heads == edge.heads
+    assert graph.find(node.id) == node
+    assert graph.find("resid:0:999") is None  # a node that is not on the routes
+    for bad in ("resid:0", "resid:0:1>resid:0:2", "a>b>attention", "x:0:1>resid:0:2>mlp"):
+        with pytest.raises(ValueError):
+            graph.find(bad)

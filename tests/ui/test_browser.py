@@ -166,6 +166,7 @@ def test_prompt_click_node_shows_lens(server):
         # The last node trace holds the block outputs; the first of its points is a residual
         # node on the routes. Clicking it selects it and opens its panel.
         points = page.locator(".scatterlayer .trace").last.locator(".points path")
+        points.last.wait_for(state="visible", timeout=60_000)  # the chart is drawn again
         points.last.click(force=True)
         page.get_by_text("Residual state").first.wait_for(timeout=60_000)
         _wait_idle(page)
