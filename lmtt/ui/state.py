@@ -75,6 +75,22 @@ def share_routes(settings, target: int) -> None:
     )
 
 
+def chart_points(key: str) -> list[dict]:
+    """The points a click selected on the chart with widget key ``key`` (empty if none)."""
+    event = st.session_state.get(key) or {}
+    return list((event.get("selection") or {}).get("points") or [])
+
+
+def selection() -> str:
+    """The id of the selected graph element ("" when none)."""
+    return st.session_state.get(SELECTION) or ""
+
+
+def open_head(layer: int, head: int) -> None:
+    """Point the Attention tab's layer and head pickers at a head (a model-view click)."""
+    st.session_state["attn_layer"], st.session_state["attn_head"] = layer, head
+
+
 def select(element_id: str) -> None:
     """A click on a graph element selects it."""
     st.session_state[SELECTION] = element_id
@@ -96,9 +112,9 @@ def reconcile_selection(options: dict[str, str]) -> bool:
 
 def share_selection() -> str:
     """The selected element id ("" when none), mirrored in the URL."""
-    selection = st.session_state.get(SELECTION) or ""
-    if selection:
-        st.query_params["sel"] = selection
+    element_id = selection()
+    if element_id:
+        st.query_params["sel"] = element_id
     else:
         st.query_params.pop("sel", None)
-    return selection
+    return element_id

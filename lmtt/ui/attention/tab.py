@@ -7,6 +7,7 @@ import streamlit as st
 from lmtt.attention.qk import qk_breakdown
 from lmtt.errors import LmttError
 from lmtt.models.trace import Trace
+from lmtt.ui import state
 from lmtt.ui.attention.qk_map_panel import qk_map_panel
 from lmtt.ui.cache import get_attention_trace
 from lmtt.ui.downloads import downloads
@@ -76,7 +77,6 @@ def _model_view(trace: Trace, layer: int, head: int) -> None:
 
 def _open_picked() -> None:
     """Model-view click: show the clicked head large (sets the layer and head pickers)."""
-    event = st.session_state.get("model_view")
-    picked = picked_head(event.selection.points if event else [])
+    picked = picked_head(state.chart_points("model_view"))
     if picked is not None:
-        st.session_state["attn_layer"], st.session_state["attn_head"] = picked
+        state.open_head(*picked)

@@ -13,8 +13,7 @@ CHART_KEY = "route_chart"
 
 
 def _on_chart_select() -> None:
-    event = st.session_state.get(CHART_KEY) or {}
-    points = (event.get("selection") or {}).get("points") or []
+    points = state.chart_points(CHART_KEY)
     ids = [p.get("customdata") for p in points if isinstance(p.get("customdata"), str)]
     if ids:
         state.select(ids[0])
@@ -37,7 +36,7 @@ def graph_panel(graph: RouteGraph, n_layers: int, predicted: str, prob: float) -
         f"Routes to position {target} '{token_label(graph.tokens[target])}' → predicts "
         f"'{token_label(predicted)}' ({percent(prob)}) · {len(graph.edges)} edges"
     )
-    selected = st.session_state.get(state.SELECTION)
+    selected = state.selection()
     fig = route_figure(graph, n_layers, title=title, selected=selected)
     st.plotly_chart(
         fig,
