@@ -81,7 +81,7 @@ def cmd_index_neurons(args) -> int:
 
 
 def cmd_merge_index(args) -> int:
-    from lmtt.index.neuron_index import merge_index
+    from lmtt.index.neuron_merge import merge_index
 
     folder = merge_index(args.out, args.sources)
     common.console().print(f"merged index ready in {folder} ({_folder_mb(folder):.1f} MB)")

@@ -23,7 +23,9 @@ import torch
 from lmtt.corpus.readers import ReadReport, read_corpus
 from lmtt.corpus.windows import word_index
 from lmtt.errors import ContextIndexError, check_index
+from lmtt.index.jobs import corpus_files_fingerprint, fresh_output
 from lmtt.index.manifest import read_manifest, write_manifest
+from lmtt.io import check_output, disk_errors
 from lmtt.models.trace import run_trace
 
 SCHEMA_VERSION = 1
@@ -120,17 +122,38 @@ def build_context_index(
     max_tokens: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Index the corpus; returns the metadata written to ``lmtt-contexts.json``."""
+    """Index the corpus; returns the metadata written to ``lmtt-contexts.json``. Everything is
+    checked before the folder is touched, and a failed build leaves nothing behind."""
+    layers = _check_layers(model, layers)
+    if max_tokens is not None and max_tokens < 1:
+        raise ContextIndexError(f"--max-tokens must be at least 1, not {max_tokens}.")
+    folder = check_output(out, folder=True)
+    files = corpus_files_fingerprint(corpus)
+    with fresh_output(folder, META, ContextIndexError) as staging, disk_errors(folder):
+        n, report = _index_corpus(model, corpus, staging, layers, max_tokens, progress)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "model": model.name,
+            "corpus": str(corpus),
+            "corpus_files": files,
+            "layers": layers,
+            "d_model": model.dims.d_model,
+            "n_tokens": n,
+            "documents": report.documents,
+            "skipped_invalid_utf8": report.skipped_invalid_utf8,
+            "bytes": sum(f.stat().st_size for f in staging.iterdir()),
+        }
+        write_manifest(staging / META, meta)
+    return meta
+
+
+def _index_corpus(model, corpus, staging: Path, layers, max_tokens, progress):
+    """Stream the corpus into ``staging``; returns (tokens indexed, the read report)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
-    folder = Path(out)
-    if folder.exists() and any(folder.iterdir()):
-        raise ContextIndexError(f"{folder} is not empty: pass a new or empty --out folder.")
-    layers = _check_layers(model, layers)
-    folder.mkdir(parents=True, exist_ok=True)
-    writer, report = _Writer(model, folder, layers), ReadReport()
+    writer, report = _Writer(model, staging, layers), ReadReport()
     bar = tqdm(desc="context index", unit="tok", unit_scale=True, disable=not progress)
     try:
         prefix = _prefix(model)
@@ -150,20 +173,8 @@ def build_context_index(
         bar.close()
     if writer.n == 0:
         raise ContextIndexError(f"Corpus {corpus} has no text to index.")
-    pq.write_table(pa.table(writer.rows), folder / "tokens.parquet")
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "model": model.name,
-        "corpus": str(corpus),
-        "layers": layers,
-        "d_model": model.dims.d_model,
-        "n_tokens": writer.n,
-        "documents": report.documents,
-        "skipped_invalid_utf8": report.skipped_invalid_utf8,
-        "bytes": sum(f.stat().st_size for f in folder.iterdir()),
-    }
-    write_manifest(folder / META, meta)
-    return meta
+    pq.write_table(pa.table(writer.rows), staging / "tokens.parquet")
+    return writer.n, report
 
 
 @dataclass(frozen=True)
@@ -199,13 +210,23 @@ class ContextIndex:
         )  # fmt: skip
         self._tokens = None
 
-    def vectors(self, layer: int) -> np.memmap:
+    def check_layer(self, layer: int) -> None:
         if layer not in self.meta["layers"]:
             raise ContextIndexError(
                 f"Layer {layer} is not in this index (layers {self.meta['layers']})."
             )
+
+    def vectors(self, layer: int) -> np.memmap:
+        self.check_layer(layer)
         shape = (self.meta["n_tokens"], self.meta["d_model"])
-        return np.memmap(self.folder / f"layer-{layer}.f16", np.float16, "r", shape=shape)
+        path = self.folder / f"layer-{layer}.f16"
+        size = path.stat().st_size if path.is_file() else -1
+        if size != shape[0] * shape[1] * 2:
+            raise ContextIndexError(
+                f"{path} is damaged ({size} bytes, expected {shape[0] * shape[1] * 2}). Rebuild "
+                "the index with `lmtt index-contexts`."
+            )
+        return np.memmap(path, np.float16, "r", shape=shape)
 
     def search(
         self, query: torch.Tensor, layer: int, k: int = 50, chunk: int = 65536
@@ -228,7 +249,13 @@ class ContextIndex:
         import pyarrow.parquet as pq
 
         if self._tokens is None:
-            self._tokens = pq.read_table(self.folder / "tokens.parquet")
+            try:
+                self._tokens = pq.read_table(self.folder / "tokens.parquet")
+            except (OSError, ValueError) as e:  # pyarrow's errors for a damaged file
+                raise ContextIndexError(
+                    f"{self.folder / 'tokens.parquet'} is damaged ({str(e)[:120]}). Rebuild the "
+                    "index with `lmtt index-contexts`."
+                ) from None
         return self._tokens.take(ids).to_pylist()
 
 
@@ -236,12 +263,13 @@ def search_token(model, index: ContextIndex, text: str, position: int, layer: in
     """The k corpus tokens whose state at ``layer`` is closest to the prompt token's."""
     if k < 1:
         raise ContextIndexError(f"Ask for at least one match (k = {k}).")
-    hidden = hidden_states(model, text)  # [L + 1, T, d_model]
-    check_index("Token position", position, hidden.shape[1])
     if index.meta["model"] != model.name:
         raise ContextIndexError(
             f"The index was built with {index.meta['model']}, not {model.name}."
         )
+    index.check_layer(layer)
+    hidden = hidden_states(model, text)  # [L + 1, T, d_model]
+    check_index("Token position", position, hidden.shape[1])
     hits = index.search(hidden[layer][position], layer, k)
     rows = index.rows([i for i, _ in hits])
     return [

@@ -8,17 +8,10 @@ do. Writes are atomic (a temporary file, then a rename): a crash leaves the old 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from lmtt.errors import IndexFolderError
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+from lmtt.io import atomic_write
 
 
 def write_manifest(path: Path, obj: dict) -> None:

@@ -7,15 +7,19 @@ checkpointed after every chunk (``state/shard-i-of-n.pt``). Interrupting and re-
 after the last finished chunk; shards merge exactly (top-k merge and fixed-point sums are
 associative), so ``--shard i/n`` on any engine followed by ``merge_index`` equals one run.
 
-Storage (schema version 1, written by :func:`finalize`; read by ``lmtt.store``):
-``lmtt-index.json`` manifest, ``tokens/chunk-NNNNNN.parquet`` (every corpus token),
-``neurons.parquet`` (per-neuron statistics) and ``examples.parquet`` (top-k per neuron).
+A job holds its folder's lock (a second job on the same folder refuses), records the corpus's
+files and sizes in the manifest and a hash of what it read in every checkpoint: a resume after
+the corpus changed refuses instead of mixing two texts. Every file is written atomically, so
+an interrupted job, a full disk or a read-only folder leaves a folder the same command resumes.
+
+Storage (schema version 1, written by ``lmtt.index.neuron_store.finalize``; read by
+``lmtt.index.neuron_store``): ``lmtt-index.json`` manifest, ``tokens/chunk-NNNNNN.parquet``
+(every corpus token), ``neurons.parquet`` (per-neuron statistics) and ``examples.parquet``
+(top-k per neuron).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -26,9 +30,18 @@ import torch
 from lmtt.corpus.readers import ReadReport, read_corpus
 from lmtt.corpus.windows import Window, windows
 from lmtt.errors import NeuronIndexError, NonFiniteActivationError
+from lmtt.index.jobs import (
+    LOCK,
+    CorpusChangedError,
+    FolderLock,
+    HashingReader,
+    check_same_files,
+    corpus_files_fingerprint,
+)
 from lmtt.index.manifest import write_manifest
-from lmtt.index.neuron_store import MANIFEST, SCHEMA_VERSION, read_neuron_manifest, write_tables
+from lmtt.index.neuron_store import MANIFEST, SCHEMA_VERSION, finalize, read_neuron_manifest
 from lmtt.index.neuron_topk import NeuronStats, NeuronTopK
+from lmtt.io import atomic_path, check_output, disk_errors
 from lmtt.models.capture import capture
 
 
@@ -48,11 +61,20 @@ class IndexSettings:
     max_tokens: int | None = None
 
     def check(self) -> None:
-        for name in ("top_k", "window", "batch_size", "chunk_windows"):
+        """Refuse values outside their natural bounds, and a top-k that cannot fit in memory."""
+        for name in ("top_k", "batch_size", "chunk_windows"):
             if getattr(self, name) < 1:
                 raise NeuronIndexError(f"--{name.replace('_', '-')} must be at least 1.")
+        if self.window < 2:
+            raise NeuronIndexError("--window must be at least 2 (a BOS token and one more).")
+        if self.context < 0:
+            raise NeuronIndexError("--context must be 0 or more.")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise NeuronIndexError("--max-tokens must be at least 1.")
+        try:
+            NeuronTopK.check_fits(self.n_layers, self.d_mlp, self.top_k)
+        except ValueError as e:
+            raise NeuronIndexError(str(e)) from None
 
 
 @dataclass
@@ -68,42 +90,49 @@ class ShardState:
     corpus_tokens: int = 0
     chunks_total: int = 0
     skipped_invalid_utf8: int = 0
+    corpus_hash: str = ""  # of everything read when chunk next_chunk - 1 was cut (or all)
 
 
 def state_path(folder: Path, shard: int, n_shards: int) -> Path:
     return folder / "state" / f"shard-{shard:04d}-of-{n_shards:04d}.pt"
 
 
-def prepare_folder(folder: Path, settings: IndexSettings) -> None:
-    """Create the folder or check it is this job's own (same settings); refuse anything else."""
-    manifest = folder / MANIFEST
-    if manifest.exists():
-        theirs = read_neuron_manifest(folder)["settings"]
-        ours = asdict(settings)
-        diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
-        if diff:
-            lines = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-            raise NeuronIndexError(
-                f"{folder} holds an index built with other settings ({lines}). Use the same "
-                "settings to resume it, or a new --out folder."
-            )
+def check_folder(folder: Path) -> None:
+    """Refuse a non-empty folder that is not an lmtt index, before anything is written."""
+    if (folder / MANIFEST).exists() or not folder.exists():
         return
-    if folder.exists() and any(folder.iterdir()):
+    if any(p.name != LOCK for p in folder.iterdir()):
         raise NeuronIndexError(
             f"{folder} is not empty and is not an lmtt index (no {MANIFEST}). Refusing to write "
             "into it: pass a new or empty --out folder."
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    write_manifest(manifest, {"schema_version": SCHEMA_VERSION, "settings": asdict(settings)})
+
+
+def prepare_folder(folder: Path, settings: IndexSettings, corpus_files: list) -> None:
+    """Start the folder's manifest, or check it is this job's own: same settings and the same
+    corpus files and sizes. Call it holding the folder's lock."""
+    if not (folder / MANIFEST).exists():
+        manifest = {"schema_version": SCHEMA_VERSION, "settings": asdict(settings)}
+        write_manifest(folder / MANIFEST, manifest | {"corpus_files": corpus_files})
+        return
+    manifest = read_neuron_manifest(folder)
+    theirs, ours = manifest["settings"], asdict(settings)
+    diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
+    if diff:
+        lines = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+        raise NeuronIndexError(
+            f"{folder} holds an index built with other settings ({lines}). Use the same "
+            "settings to resume it, or a new --out folder."
+        )
+    check_same_files(settings.corpus, manifest.get("corpus_files"), folder)
 
 
 def save_state(path: Path, state: ShardState) -> None:
     """Atomic checkpoint: a crash leaves the previous state intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     data = asdict(state) | {"topk": asdict(state.topk), "stats": asdict(state.stats)}
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
 
 
 def load_state(path: Path) -> ShardState:
@@ -170,9 +199,8 @@ def write_tokens(model, folder: Path, chunk_no: int, chunk: list[Window]) -> Non
     )
     path = folder / "tokens" / f"chunk-{chunk_no:06d}.parquet"
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def index_neurons(
@@ -186,41 +214,51 @@ def index_neurons(
     """Index one shard (all of the corpus when shard is (0, 1)); finalize when it is the only one.
 
     Resumes from the shard's checkpoint when ``out`` holds this job's own partial index.
+    Everything that can be checked is checked before the folder is touched.
     """
-    from tqdm.auto import tqdm
-
     settings.check()
     i, n = shard
     if not (n >= 1 and 0 <= i < n):
         raise NeuronIndexError(f"--shard {i}/{n}: expected i/n with 0 <= i < n.")
-    folder = Path(out)
+    folder = check_output(out, folder=True)
+    check_folder(folder)
+    files = corpus_files_fingerprint(corpus)
     report = ReadReport()
-    wins = windows(
-        read_corpus(corpus, report), model.tokenizer, settings.window, settings.max_tokens
-    )
+    reader = HashingReader(read_corpus(corpus, report))
+    wins = windows(reader, model.tokenizer, settings.window, settings.max_tokens)
     first = next(wins, None)
     if first is None:
         raise NeuronIndexError(
             f"Corpus {corpus} has no text to index ({report.documents} documents, "
             f"{report.skipped_invalid_utf8} lines skipped as invalid UTF-8)."
         )
-    prepare_folder(folder, settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FolderLock(folder), disk_errors(folder, resumable=True):
+        prepare_folder(folder, settings, files)
+        path = state_path(folder, i, n)
+        state = load_state(path) if path.exists() else new_state(model, settings, shard)
+        if not state.complete:
+            _index_rest(model, _prepend(first, wins), reader, report, folder, settings, state,
+                        progress)  # fmt: skip
+    return state
+
+
+def _index_rest(model, wins, reader, report, folder, settings, state, progress) -> None:
+    """Run the chunks not done yet, then mark the shard complete (and finalize a lone shard)."""
+    from tqdm.auto import tqdm
+
+    i, n = state.shard, state.n_shards
     path = state_path(folder, i, n)
-    state = load_state(path) if path.exists() else new_state(model, settings, shard)
-    if state.complete:
-        return state
     label = "indexing" if n == 1 else f"indexing shard {i}/{n}"
     with tqdm(desc=label, unit="tok", unit_scale=True, disable=not progress, smoothing=0.1) as bar:
-        chunks, corpus_tokens = _run_chunks(
-            model, _prepend(first, wins), folder, path, settings, state, bar
-        )
+        chunks, corpus_tokens = _run_chunks(model, wins, reader, folder, path, settings, state,
+                                            bar)  # fmt: skip
     state.complete, state.chunks_total = True, chunks
     state.corpus_documents, state.corpus_tokens = report.documents, corpus_tokens
-    state.skipped_invalid_utf8 = report.skipped_invalid_utf8
+    state.skipped_invalid_utf8, state.corpus_hash = report.skipped_invalid_utf8, reader.digest()
     save_state(path, state)
     if n == 1:
         finalize(folder, [state])
-    return state
 
 
 def new_state(model, settings: IndexSettings, shard: tuple[int, int]) -> ShardState:
@@ -237,18 +275,26 @@ def new_state(model, settings: IndexSettings, shard: tuple[int, int]) -> ShardSt
     )
 
 
-def _run_chunks(model, wins, folder, path, settings, state, bar) -> tuple[int, int]:
+def _run_chunks(model, wins, reader, folder, path, settings, state, bar) -> tuple[int, int]:
     """Index this shard's chunks that are not done yet, checkpointing after each; returns
-    (number of chunks, corpus tokens) of the whole corpus."""
+    (number of chunks, corpus tokens) of the whole corpus. On a resume, the text read up to
+    the last checkpoint must hash as it did then."""
     corpus_tokens = chunk_no = 0
     for chunk_no, chunk in enumerate(_chunks(wins, settings.chunk_windows)):
         n_tokens = sum(w.n_corpus_tokens for w in chunk)
         corpus_tokens += n_tokens
+        if chunk_no == state.next_chunk - 1 and state.corpus_hash != reader.digest():
+            raise CorpusChangedError(
+                f"The corpus changed since the job in {folder} started: its first "
+                f"{chunk_no + 1} chunks read differently now. Restore the corpus, or start "
+                "again in a new --out."
+            )
         if chunk_no % state.n_shards != state.shard or chunk_no < state.next_chunk:
             continue
         index_chunk(model, chunk, settings.batch_size, state.topk, state.stats)
         write_tokens(model, folder, chunk_no, chunk)
         state.next_chunk, state.tokens = chunk_no + 1, state.tokens + n_tokens
+        state.corpus_hash = reader.digest()
         save_state(path, state)
         bar.update(n_tokens)
     return chunk_no + 1, corpus_tokens
@@ -257,61 +303,3 @@ def _run_chunks(model, wins, folder, path, settings, state, bar) -> tuple[int, i
 def _prepend(first: Window, rest: Iterator[Window]) -> Iterator[Window]:
     yield first
     yield from rest
-
-
-def merge_index(out: str | Path, sources: list[str | Path]) -> Path:
-    """Merge the shard states found in ``sources`` (folders) into a finished index at ``out``."""
-    folder = Path(out)
-    found: dict[int, tuple[Path, ShardState]] = {}
-    settings = None
-    for src in map(Path, sources):
-        theirs = read_neuron_manifest(src)["settings"]
-        if settings is not None and theirs != settings:
-            raise NeuronIndexError(f"{src} was built with other settings than {sources[0]}.")
-        settings = theirs
-        for path in sorted((src / "state").glob("shard-*.pt")):
-            st = load_state(path)
-            if st.shard in found:
-                raise NeuronIndexError(
-                    f"Shard {st.shard} appears twice ({found[st.shard][0]}, {src})."
-                )
-            found[st.shard] = (src, st)
-    if not found:
-        raise NeuronIndexError("No shard states found in " + ", ".join(map(str, sources)) + ".")
-    n = {st.n_shards for _, st in found.values()}
-    if len(n) != 1:
-        raise NeuronIndexError(f"The shards come from different splits: n = {sorted(n)}.")
-    (n_shards,) = n
-    missing = sorted(set(range(n_shards)) - set(found))
-    unfinished = sorted(s for s, (_, st) in found.items() if not st.complete)
-    if missing or unfinished:
-        raise NeuronIndexError(
-            f"Cannot merge yet: shards missing {missing}, unfinished {unfinished} (of {n_shards})."
-        )
-    prepare_folder(folder, IndexSettings(**settings))
-    for src, _ in found.values():
-        if src.resolve() != folder.resolve():
-            (folder / "tokens").mkdir(exist_ok=True)
-            for f in (src / "tokens").glob("chunk-*.parquet"):
-                shutil.copy2(f, folder / "tokens" / f.name)
-    finalize(folder, [found[s][1] for s in range(n_shards)])
-    return folder
-
-
-def finalize(folder: Path, states: list[ShardState]) -> None:
-    """Merge shard states (in shard order) and write neurons.parquet and examples.parquet."""
-    topk, stats = states[0].topk, states[0].stats
-    for st in states[1:]:
-        topk, stats = topk.merge(st.topk), stats.merge(st.stats)
-    write_tables(folder, topk, stats)
-    manifest = read_neuron_manifest(folder)
-    last = states[0]
-    manifest.update(
-        complete=True,
-        n_shards=len(states),
-        corpus_documents=last.corpus_documents,
-        corpus_tokens=last.corpus_tokens,
-        chunks=last.chunks_total,
-        skipped_invalid_utf8=last.skipped_invalid_utf8,
-    )
-    write_manifest(folder / MANIFEST, manifest)

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from lmtt.errors import NeuronIndexError, check_index
-from lmtt.index.manifest import read_manifest
+from lmtt.index.manifest import read_manifest, write_manifest
+from lmtt.io import atomic_path
 
 SCHEMA_VERSION = 1
 MANIFEST = "lmtt-index.json"
@@ -55,7 +56,8 @@ def write_tables(folder: Path, topk, stats) -> None:
             "fraction_active": pa.array(stats.fraction_active.flatten().numpy(), pa.float32()),
         }
     )
-    pq.write_table(neurons, folder / "neurons.parquet")
+    with atomic_path(folder / "neurons.parquet") as tmp:
+        pq.write_table(neurons, tmp)
     filled = topk.index.flatten() >= 0
     ranks = torch.arange(k).expand(L, N, k)
     top = pa.table(
@@ -71,15 +73,35 @@ def write_tables(folder: Path, topk, stats) -> None:
             "token_index": pa.array(topk.index.flatten()[filled].numpy(), pa.int64()),
         }
     )
-    tokens = _sql_path(folder / "tokens" / "*.parquet")
-    out = _sql_path(folder / "examples.parquet")
-    with duckdb.connect() as con:
+    tokens = _sql_path(folder / "tokens" / "chunk-*.parquet")
+    with duckdb.connect() as con, atomic_path(folder / "examples.parquet") as tmp:
         con.register("top", top)
         con.execute(
             f"COPY (SELECT top.*, t.doc_id, t.position, t.token_id, t.token, t.upos FROM top "
             f"JOIN read_parquet({tokens}) t USING (token_index) "
-            f"ORDER BY layer, neuron, rank) TO {out} (FORMAT parquet)"
+            f"ORDER BY layer, neuron, rank) TO {_sql_path(tmp)} (FORMAT parquet)"
         )
+
+
+def finalize(folder: Path, states: list) -> None:
+    """Merge the shard states (``lmtt.index.neuron_index.ShardState``, in shard order), write
+    neurons.parquet and examples.parquet, and mark the manifest complete."""
+    topk, stats = states[0].topk, states[0].stats
+    for st in states[1:]:
+        topk, stats = topk.merge(st.topk), stats.merge(st.stats)
+    write_tables(folder, topk, stats)
+    manifest = read_neuron_manifest(folder)
+    first = states[0]
+    manifest.update(
+        complete=True,
+        n_shards=len(states),
+        corpus_documents=first.corpus_documents,
+        corpus_tokens=first.corpus_tokens,
+        corpus_hash=first.corpus_hash,
+        chunks=first.chunks_total,
+        skipped_invalid_utf8=first.skipped_invalid_utf8,
+    )
+    write_manifest(folder / MANIFEST, manifest)
 
 
 @dataclass(frozen=True)
@@ -156,14 +178,21 @@ class NeuronIndex:
     def _query(self, sql: str, params: list) -> list[tuple]:
         import duckdb
 
-        with duckdb.connect() as con:
-            for name, files in (
-                ("tokens", self.folder / "tokens" / "*.parquet"),
-                ("examples", self.folder / "examples.parquet"),
-                ("neurons", self.folder / "neurons.parquet"),
-            ):
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_sql_path(files)})")
-            return con.execute(sql, params).fetchall()
+        try:
+            with duckdb.connect() as con:
+                for name, files in (
+                    ("tokens", self.folder / "tokens" / "chunk-*.parquet"),
+                    ("examples", self.folder / "examples.parquet"),
+                    ("neurons", self.folder / "neurons.parquet"),
+                ):
+                    path = _sql_path(files)
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({path})")
+                return con.execute(sql, params).fetchall()
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0][:200]
+            raise NeuronIndexError(
+                f"{self.folder} is damaged ({first}). Rebuild it with `lmtt index-neurons`."
+            ) from None
 
     def check_neuron(self, layer: int, neuron: int) -> None:
         check_index("Layer", layer, self.n_layers)

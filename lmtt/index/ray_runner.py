@@ -70,6 +70,6 @@ def run_on_ray(
     finally:
         if started:
             ray.shutdown()
-    from lmtt.index.neuron_index import merge_index
+    from lmtt.index.neuron_merge import merge_index
 
     return merge_index(out, folders)

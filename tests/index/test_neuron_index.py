@@ -11,7 +11,8 @@ import torch
 from lmtt.corpus.readers import read_corpus
 from lmtt.corpus.windows import windows
 from lmtt.errors import NeuronIndexError, OutOfRangeError
-from lmtt.index.neuron_index import IndexSettings, index_neurons, merge_index
+from lmtt.index.neuron_index import IndexSettings, index_neurons
+from lmtt.index.neuron_merge import merge_index
 from lmtt.index.neuron_store import open_index
 from lmtt.models.trace import run_trace
 
