@@ -6,14 +6,14 @@ import argparse
 import os
 import sys
 
-from lmtt.cli import attention, contexts, flow, models, neurons
+from lmtt.cli import attention, common, contexts, flow, models, neurons
 from lmtt.errors import LmttError
 
 GROUPS = (models, flow, neurons, attention, contexts)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = common.Parser(
         prog="lmtt", description="Information-flow interpretability for transformer LMs."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,13 +23,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every error lmtt expects is one line on stderr and exit code 2."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # text from undecodable arguments prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
     try:
         return args.func(args)
     except LmttError as e:
-        print(f"lmtt: error: {e}", file=sys.stderr)
+        print(f"lmtt: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lmtt: interrupted (an index job resumes with the same command)", file=sys.stderr)
+        return 130
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lmtt.cli import common
 
 
@@ -11,9 +9,11 @@ def cmd_mask(args) -> int:
     from lmtt.viz.diagrams import mask_and_diagrams
     from lmtt.viz.text import percent
 
+    text = common.prompt(args)
+    folder = common.output_folder(args.diagrams)
     console = common.console()
     model = common.load(args)
-    for pred in mask_and_diagrams(model, args.prompt, args.top_k, args.diagrams):
+    for pred in mask_and_diagrams(model, text, args.top_k, folder):
         fillers = ", ".join(f"{tok} {percent(p)}" for tok, p in pred.fillers)
         console.print(f"position {pred.position}: {fillers}")
     if args.diagrams:
@@ -36,12 +36,12 @@ def cmd_attention(args) -> int:
         qk_breakdown_static,
     )
 
+    text = common.prompt(args)
+    out = common.output_folder(args.out)
     model = common.load(args)
-    trace = capture_attention(model, args.prompt)
+    trace = capture_attention(model, text)
     trace.check(args.layer, args.head)
     query = check_index("Token position", args.query, trace.n_tokens, negative=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     b = qk_breakdown(trace, args.layer, args.head, query)
     model_png, model_svg = figure_png_svg(model_view_static(trace))
     qk_png, qk_svg = figure_png_svg(qk_breakdown_static(b))
@@ -57,8 +57,7 @@ def cmd_attention(args) -> int:
         "qk.png": qk_png,
         "qk.svg": qk_svg,
     }
-    for name, data in files.items():
-        (out / name).write_bytes(data)
+    common.write_files(out, files)
     common.console().print(f"wrote {', '.join(files)} to {out}")
     return 0
 
@@ -69,16 +68,14 @@ def cmd_qk_map(args) -> int:
     from lmtt.viz.attention_figures import qk_map_figure
     from lmtt.viz.static import figure_png_svg, qk_map_static
 
+    out = common.output_folder(args.out)
     model = common.load(args)
     cm = corpus_query_key_map(
         model, args.corpus, args.layer, args.head, args.method, args.tokens, not args.quiet
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    qk_map_figure(cm.map, args.colour).write_html(out / "qk_map.html", include_plotlyjs=True)
+    html = qk_map_figure(cm.map, args.colour).to_html(include_plotlyjs=True)
     png, svg = figure_png_svg(qk_map_static(cm.map))
-    (out / "qk_map.png").write_bytes(png)
-    (out / "qk_map.svg").write_bytes(svg)
+    common.write_files(out, {"qk_map.html": html.encode(), "qk_map.png": png, "qk_map.svg": svg})
     skipped = f"; {cm.skipped_long} longer than the context left out" if cm.skipped_long else ""
     common.console().print(
         f"mapped {cm.tokens:,} tokens of {cm.documents:,} documents{skipped} "
@@ -91,7 +88,7 @@ def add_commands(sub) -> None:
     p = common.command(
         sub, "mask", "fill in [MASK] tokens with a masked-LM (BERT-style)", cmd_mask, prompt=True
     )
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=common.count(1), default=5)
     p.add_argument("--diagrams", default=None, metavar="DIR", help="write per-head PNGs here")
 
     p = common.command(
@@ -101,8 +98,8 @@ def add_commands(sub) -> None:
         cmd_attention,
         prompt=True,
     )
-    p.add_argument("--layer", type=int, default=0)
-    p.add_argument("--head", type=int, default=0)
+    p.add_argument("--layer", type=common.count(0), default=0)
+    p.add_argument("--head", type=common.count(0), default=0)
     p.add_argument("--query", type=int, default=-1, help="query position for q.k (default last)")
     p.add_argument("--out", required=True, help="folder for the files")
 
@@ -110,9 +107,12 @@ def add_commands(sub) -> None:
         sub, "qk-map", "one head's queries and keys over a corpus, in 2-D", cmd_qk_map
     )
     p.add_argument("--corpus", required=True, help=".txt, .jsonl or .conllu file or folder")
-    p.add_argument("--layer", type=int, required=True)
-    p.add_argument("--head", type=int, required=True)
-    p.add_argument("--tokens", type=int, default=2000, help="map about this many tokens")
+    p.add_argument("--layer", type=common.count(0), required=True)
+    p.add_argument("--head", type=common.count(0), required=True)
+    p.add_argument(
+        "--tokens", type=common.count(1, 1_000_000), default=2000,
+        help="map about this many tokens",
+    )  # fmt: skip
     p.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
     p.add_argument("--colour", default="kind", choices=["kind", "position"])
     p.add_argument("--out", required=True, help="folder for qk_map.html, .png and .svg")

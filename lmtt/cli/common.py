@@ -1,9 +1,22 @@
-"""What every command shares: the console, the model options, and errors as exit code 2."""
+"""What every command shares: the parser (one-line errors), bounded numbers, the prompt and
+model options, output checks before any work, and errors as exit code 2."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
+
+from lmtt.errors import PromptError
+from lmtt.io import atomic_write, check_output, disk_errors
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``lmtt trace: error: ... (see lmtt trace --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def console():
@@ -12,14 +25,54 @@ def console():
     return Console(width=min(100, Console().width) if sys.stdout.isatty() else 100)
 
 
+def count(low: int = 1, high: int | None = None):
+    """An argparse type: a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {value}")
+        return value
+
+    return parse
+
+
+def real(low: float, high: float, high_open: bool = False, low_open: bool = False):
+    """An argparse type: a finite number in [low, high] (either end open on request)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+        inside = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+        if not math.isfinite(value) or not inside:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(
+                f"must be a number in {left}{low:g}, {high:g}{right}, not {text}"
+            )
+        return value
+
+    return parse
+
+
 def command(sub, name: str, help: str, func, model: bool = True, prompt: bool = False):
     """Add the subcommand ``name`` running ``func``; with ``model``, the model options; with
-    ``prompt``, the prompt argument. Returns the parser for the command's own options."""
+    ``prompt``, the prompt (an argument, or ``--prompt-file`` for long ones). Returns the
+    parser for the command's own options."""
     parser = sub.add_parser(name, help=help)
     if model:
         add_model_args(parser)
     if prompt:
-        parser.add_argument("prompt")
+        parser.add_argument("prompt", nargs="?", default=None, help="the text (or --prompt-file)")
+        parser.add_argument("--prompt-file", default=None, metavar="FILE",
+                            help="read the prompt from a UTF-8 text file")  # fmt: skip
     parser.set_defaults(func=func)
     return parser
 
@@ -32,10 +85,44 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
 
 
+def prompt(args) -> str:
+    """The prompt given as an argument or in ``--prompt-file`` (exactly one of them)."""
+    if (args.prompt is None) == (args.prompt_file is None):
+        raise PromptError("Give the prompt as an argument or with --prompt-file FILE (not both).")
+    if args.prompt is not None:
+        return args.prompt
+    path = Path(args.prompt_file)
+    if not path.is_file():
+        raise PromptError(f"--prompt-file {path} is not a file: pass a UTF-8 text file.")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PromptError(
+            f"--prompt-file {path} is not UTF-8 text (byte {e.start}); save it as UTF-8."
+        ) from None
+
+
 def load(args):
     """The model named by ``--model`` (default: the catalog's default) on ``--device``."""
+    from transformers.utils import logging
+
     from lmtt.models import load_model
     from lmtt.models.catalog import load_model_catalog
 
+    logging.disable_progress_bar()  # stderr holds lmtt's own progress and errors only
+
     name = args.model or load_model_catalog().default
     return load_model(name, device=args.device, dtype=args.dtype)
+
+
+def output_folder(path: str | None) -> Path | None:
+    """An optional output folder, checked before any work."""
+    return None if path is None else check_output(path, folder=True)
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the already-rendered files into ``folder``, each atomically."""
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            atomic_write(folder / name, data)

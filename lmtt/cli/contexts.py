@@ -10,6 +10,7 @@ from lmtt.cli import common
 def cmd_index_contexts(args) -> int:
     from lmtt.index.context_index import build_context_index
 
+    common.output_folder(args.out)
     model = common.load(args)
     meta = build_context_index(
         model, args.corpus, args.out, args.layers, args.max_tokens, not args.quiet
@@ -27,10 +28,13 @@ def cmd_contexts(args) -> int:
     from lmtt.index.context_index import ContextIndex, histograms, search_token
     from lmtt.viz.text import token_label
 
-    console = common.console()
-    model = common.load(args)
+    text = common.prompt(args)
+    out = common.output_folder(args.out)
     index = ContextIndex(args.index)
-    matches = search_token(model, index, args.prompt, args.position, args.layer, args.k)
+    console = common.console()
+    args.model = args.model or index.meta["model"]  # the model the index was built with
+    model = common.load(args)
+    matches = search_token(model, index, text, args.position, args.layer, args.k)
     table = Table(title=f"Corpus tokens closest to position {args.position} at layer {args.layer}")
     for col in ("#", "cosine", "token", "UPOS", "deprel", "in context"):
         table.add_column(col, overflow="fold")
@@ -44,28 +48,29 @@ def cmd_contexts(args) -> int:
     if upos:
         console.print("UPOS: " + ", ".join(f"{t} {c}" for t, c in upos.items()))
         console.print("deprel: " + ", ".join(f"{t} {c}" for t, c in deprel.items()))
-    if args.out:
-        _write_matches(matches, upos, deprel, Path(args.out), args.layer)
+    if out is not None:
+        _write_matches(matches, upos, deprel, out, args.layer)
         console.print(f"wrote matches.csv and the histograms (PNG, SVG) to {args.out}")
     return 0
 
 
 def _write_matches(matches, upos: dict, deprel: dict, out: Path, layer: int) -> None:
     import csv
+    import io
     from dataclasses import asdict
 
     from lmtt.viz.static import figure_png_svg, tag_histograms_static
 
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "matches.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(matches[0])))
-        writer.writeheader()
-        writer.writerows(asdict(m) for m in matches)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(asdict(matches[0])))
+    writer.writeheader()
+    writer.writerows(asdict(m) for m in matches)
+    files = {"matches.csv": table.getvalue().encode("utf-8")}
     if upos:
         title = f"{len(matches)} nearest contexts, layer {layer}"
         png, svg = figure_png_svg(tag_histograms_static(upos, deprel, title))
-        (out / "histograms.png").write_bytes(png)
-        (out / "histograms.svg").write_bytes(svg)
+        files |= {"histograms.png": png, "histograms.svg": svg}
+    common.write_files(out, files)
 
 
 def add_commands(sub) -> None:
@@ -74,8 +79,8 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--corpus", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--layers", type=int, nargs="+", default=None, help="default: all")
-    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--layers", type=common.count(0), nargs="+", default=None, help="default: all")
+    p.add_argument("--max-tokens", type=common.count(1), default=None)
     p.add_argument("--quiet", action="store_true")
 
     p = common.command(
@@ -87,6 +92,8 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--index", required=True)
     p.add_argument("--position", type=int, required=True, help="token position in the prompt")
-    p.add_argument("--layer", type=int, required=True, help="0 = embeddings .. n_layers")
-    p.add_argument("--k", type=int, default=50)
+    p.add_argument(
+        "--layer", type=common.count(0), required=True, help="0 = embeddings .. n_layers"
+    )
+    p.add_argument("--k", type=int, default=50, help="matches to show (at least 1)")
     p.add_argument("--out", default=None, help="folder for matches.csv and histogram PNG/SVG")

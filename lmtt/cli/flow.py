@@ -13,9 +13,10 @@ def cmd_trace(args) -> int:
     from lmtt.models.trace import run_trace
     from lmtt.viz.text import percent, token_label
 
+    text = common.prompt(args)
     console = common.console()
     model = common.load(args)
-    trace = run_trace(model, args.prompt)
+    trace = run_trace(model, text)
     d = model.dims
     pos = check_index("Token position", args.position, trace.n_tokens, negative=True)
     console.print(
@@ -44,18 +45,19 @@ def cmd_trace(args) -> int:
 
 
 def cmd_routes(args) -> int:
-    from pathlib import Path
-
     from rich.table import Table
 
     from lmtt.flow.graph import routes
     from lmtt.flow.lens import top_tokens
+    from lmtt.io import atomic_write, check_output, disk_errors
     from lmtt.models.trace import run_trace
     from lmtt.viz.text import node_label, percent, token_label
 
+    text = common.prompt(args)
+    out = None if args.out is None else check_output(args.out, folder=False)
     console = common.console()
     model = common.load(args)
-    trace = run_trace(model, args.prompt)
+    trace = run_trace(model, text)
     graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
     for pos in graph.target_positions:
         best = top_tokens(trace, trace.logits[pos], 1).top[0]
@@ -88,9 +90,11 @@ def cmd_routes(args) -> int:
             head,
         )
     console.print(table)
-    if args.out:
-        Path(args.out).write_text(graph.dumps(), encoding="utf-8")
-        console.print(f"wrote {args.out}")
+    if out is not None:
+        with disk_errors(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(out, graph.dumps().encode("utf-8"))
+        console.print(f"wrote {out}")
     return 0
 
 
@@ -98,21 +102,27 @@ def add_commands(sub) -> None:
     p = common.command(
         sub, "trace", "next-token prediction and a per-layer logit lens", cmd_trace, prompt=True
     )
-    p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--lens-k", type=int, default=5)
+    p.add_argument("--top-k", type=common.count(1), default=10)
+    p.add_argument("--lens-k", type=common.count(1), default=5)
     p.add_argument("--position", type=int, default=-1, help="token position (default: last)")
 
     p = common.command(
         sub, "routes", "information-flow routes to a prediction", cmd_routes, prompt=True
     )
-    p.add_argument("--threshold", type=float, default=0.04, help="keep edges above this weight")
+    p.add_argument(
+        "--threshold", type=common.real(0, 1, high_open=True), default=0.04,
+        help="keep edges above this weight, in [0, 1)",
+    )  # fmt: skip
     p.add_argument("--target", type=int, default=None, help="token position (default: last)")
     p.add_argument(
         "--renormalize",
-        type=float,
+        type=common.real(0, 1, high_open=True),
         default=None,
         metavar="T",
         help="zero contributions <= T and renormalise the rest (as LM-TT)",
     )
-    p.add_argument("--memory-mb", type=float, default=512.0, help="working-memory budget")
+    p.add_argument(
+        "--memory-mb", type=common.real(0, 1e7, low_open=True), default=512.0,
+        help="working-memory budget",
+    )  # fmt: skip
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")

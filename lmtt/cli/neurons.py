@@ -25,10 +25,11 @@ def _parse_shard(text: str) -> tuple[int, int]:
 def cmd_index_neurons(args) -> int:
     from lmtt.index.neuron_index import IndexSettings, index_neurons
 
+    common.output_folder(args.out)
     console = common.console()
     model = common.load(args)
     d = model.dims
-    window = args.window or min(d.n_ctx, 128)
+    window = min(d.n_ctx, 128) if args.window is None else args.window
     settings = IndexSettings(
         model=model.name,
         corpus=str(args.corpus),
@@ -141,15 +142,21 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--corpus", required=True, help=".txt, .jsonl, .conllu file or a folder")
     p.add_argument("--out", required=True, help="index folder (new, empty, or to resume)")
-    p.add_argument("--max-tokens", type=int, default=None, help="index only the first N tokens")
-    p.add_argument("--top-k", type=int, default=20, help="examples kept per neuron")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    p.add_argument("--context", type=int, default=64, help="context tokens shown either side")
-    p.add_argument("--window", type=int, default=None, help="tokens per window (min(n_ctx,128))")
-    p.add_argument("--chunk-windows", type=int, default=64, help="windows per resumable chunk")
+    p.add_argument("--max-tokens", type=common.count(1), default=None,
+                   help="index only the first N tokens")  # fmt: skip
+    p.add_argument("--top-k", type=common.count(1), default=20, help="examples kept per neuron")
+    p.add_argument("--batch-size", type=common.count(1, 4096), default=8,
+                   help="windows per forward pass")  # fmt: skip
+    p.add_argument("--context", type=common.count(0, 10_000), default=64,
+                   help="context tokens shown either side")  # fmt: skip
+    p.add_argument("--window", type=common.count(2), default=None,
+                   help="tokens per window (min(n_ctx,128))")  # fmt: skip
+    p.add_argument("--chunk-windows", type=common.count(1), default=64,
+                   help="windows per resumable chunk")  # fmt: skip
     p.add_argument("--shard", type=_parse_shard, default=(0, 1), help="run shard i of n (i/n)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--ray", type=int, default=0, metavar="N", help="run N shards as Ray tasks")
+    p.add_argument("--ray", type=common.count(0, 10_000), default=0, metavar="N",
+                   help="run N shards as Ray tasks")  # fmt: skip
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
 
     p = common.command(
@@ -162,8 +169,10 @@ def add_commands(sub) -> None:
         sub, "neuron", "a neuron's top-activating examples from an index", cmd_neuron, model=False
     )
     p.add_argument("--index", required=True, help="index folder")
-    p.add_argument("layer", type=int, nargs="?")
-    p.add_argument("neuron", type=int, nargs="?")
-    p.add_argument("--k", type=int, default=10, help="examples (or neurons) to show")
-    p.add_argument("--context", type=int, default=None, help="tokens either side")
+    p.add_argument("layer", type=common.count(0), nargs="?")
+    p.add_argument("neuron", type=common.count(0), nargs="?")
+    p.add_argument("--k", type=common.count(1, 100_000), default=10,
+                   help="examples (or neurons) to show")  # fmt: skip
+    p.add_argument("--context", type=common.count(0, 10_000), default=None,
+                   help="tokens either side")  # fmt: skip
     p.add_argument("--token", default=None, help="list the neurons that fire on this token")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from lmtt.config import REPO_DIR, config_dir
-from lmtt.errors import ModelNotFoundError
+from lmtt.errors import LmttError, ModelNotFoundError
 
 PACKAGE_PREFIX = "package:"
 
@@ -74,18 +74,27 @@ class ModelCatalog:
 
 
 def load_model_catalog(path: Path | None = None) -> ModelCatalog:
+    """The catalog of ``configs/models.yaml``; a malformed file is one clear error."""
     path = path or config_dir() / "models.yaml"
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
-    models = tuple(
-        ModelEntry(
-            name=str(m["name"]),
-            source=str(m.get("source", m["name"])),
-            description=str(m.get("description", "")),
-            needs_internet=bool(m.get("needs_internet", False)),
-            install=str(m.get("install", "")),
-        )
-        for m in raw.get("models", [])
-    )
-    default = str(raw.get("default", models[0].name if models else ""))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        models = tuple(_entry(m) for m in raw.get("models", []))
+        default = str(raw.get("default", models[0].name if models else ""))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, KeyError, TypeError) as e:
+        detail = " ".join(str(e).split())[:160]
+        raise LmttError(
+            f"{path} is not a valid model catalog ({type(e).__name__}: {detail}). Fix it: a "
+            "'models' list of entries with a 'name' (and 'source', 'description'), and a "
+            "'default' name; or set LMTT_CONFIG_DIR to a folder with a valid models.yaml."
+        ) from None
     return ModelCatalog(default=default, models=models)
+
+
+def _entry(m: dict) -> ModelEntry:
+    return ModelEntry(
+        name=str(m["name"]),
+        source=str(m.get("source", m["name"])),
+        description=str(m.get("description", "")),
+        needs_internet=bool(m.get("needs_internet", False)),
+        install=str(m.get("install", "")),
+    )

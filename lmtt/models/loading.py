@@ -17,8 +17,14 @@ from urllib.parse import urlparse
 
 import torch
 
-from lmtt.errors import DeviceError, ModelLoadError, ModelNotCachedError, ModelNotFoundError
-from lmtt.models.catalog import load_model_catalog
+from lmtt.errors import (
+    DeviceError,
+    LmttError,
+    ModelLoadError,
+    ModelNotCachedError,
+    ModelNotFoundError,
+)
+from lmtt.models.catalog import ModelCatalog, load_model_catalog
 from lmtt.models.families import family_for
 from lmtt.models.loaded import LoadedModel
 
@@ -137,27 +143,36 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32") -> Loade
     if not spec or not str(spec).strip():
         raise ModelNotFoundError("No model given: pass a model name or a local folder.")
     spec = str(spec).strip()
-    catalog = load_model_catalog()
-    entry = catalog.get(spec)
-    source = entry.resolved_source() if entry else spec
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
+    source, model_type = _locate(spec)
+    bridge = _boot(source, dev, torch_dtype)
+    family = family_for(model_type or _hf_model_type(bridge), spec)
+    return LoadedModel(spec, source, bridge, dev, dtype, family)
+
+
+def _locate(spec: str) -> tuple[str, str | None]:
+    """(folder or hub name to boot, model_type when known before booting) of a model spec: a
+    catalog name first, then a folder, then a hub name. A folder needs no (valid) catalog."""
+    try:
+        catalog = load_model_catalog()
+    except LmttError:
+        if not Path(spec).expanduser().exists():
+            raise
+        catalog = ModelCatalog(default="")
+    entry = catalog.get(spec)
+    source = entry.resolved_source() if entry else spec
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{path} is a file; pass the model *folder* that contains it.")
-        model_type = check_model_folder(path)
-        source = str(path)
-    elif _HUB_NAME.match(source) and not source.startswith((".", "~")):
-        source, model_type = _resolve_hub(source, catalog.names())
-    else:
-        raise ModelNotFoundError(
-            f"Model {spec!r} is not a known model ({', '.join(catalog.names())}), and no folder "
-            "exists at that path. Pass a hub name (e.g. gpt2) or an existing local folder."
-        )
-    bridge = _boot(source, dev, torch_dtype)
-    family = family_for(model_type or _hf_model_type(bridge), spec)
-    return LoadedModel(spec, source, bridge, dev, dtype, family)
+        return str(path), check_model_folder(path)
+    if _HUB_NAME.match(source) and not source.startswith((".", "~")):
+        return _resolve_hub(source, catalog.names())
+    raise ModelNotFoundError(
+        f"Model {spec!r} is not a known model ({', '.join(catalog.names())}), and no folder "
+        "exists at that path. Pass a hub name (e.g. gpt2) or an existing local folder."
+    )
 
 
 def _hf_model_type(bridge) -> str:

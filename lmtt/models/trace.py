@@ -164,6 +164,8 @@ def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) ->
     if isinstance(prompt, str):
         if prompt == "":
             raise PromptError("The prompt is empty: type some text to trace.")
+        if not prompt.strip():
+            raise PromptError("The prompt is only whitespace: type some text to trace.")
         # Lone surrogates (from undecodable bytes) cannot be tokenized; replace them.
         prompt = prompt.encode("utf-8", errors="replace").decode("utf-8")
         tokens = model.encode(prompt)
