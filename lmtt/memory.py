@@ -57,6 +57,8 @@ def nbytes(obj, _seen: set | None = None) -> int:
         return storage.nbytes()
     if isinstance(obj, np.ndarray):
         return obj.nbytes if obj.base is None else nbytes(obj.base, seen)
+    if isinstance(getattr(obj, "nbytes", None), int):  # e.g. a pyarrow Table
+        return obj.nbytes
     if isinstance(obj, str | bytes | bytearray):
         return sys.getsizeof(obj)
     if isinstance(obj, dict) or hasattr(obj, "items") and hasattr(obj, "keys"):

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
 WINGS = ("models", "flow", "attention", "index", "corpus", "viz", "ui", "cli")
-BASE = ("errors", "config", "jit", "testing", "io", "memory")
+BASE = ("errors", "config", "jit", "testing", "io", "memory", "hosting")
 
 
 def lint_imports(cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,12 +1,24 @@
-"""Every Streamlit cache of the app, in one place.
+"""Every cache of the app, in one place, and the way each computation reaches the model.
 
-Models load once per process; traces, routes, maps, index handles and diagrams are cached per
-(model, prompt, settings) with a bounded size. Everything cached is immutable, so sessions can
-share it without seeing each other's state. Arguments starting with ``_`` are not hashed: the
-key arguments before them identify the entry.
+- Models load once per process (Streamlit's resource cache, a few at a time).
+- Everything else (traces, routes, contributions, maps, index handles, matches, diagrams)
+  lives in one process-wide :class:`~lmtt.ui.budget.ByteBudgetCache`: one budget in bytes
+  (``cache_mb``), the least recently used entry evicted first. Entries are immutable, so
+  sessions share them without seeing each other's state.
+- A computation that runs the model first counts as one of the visitor's runs (hosted mode
+  caps them per minute), then waits for its turn at the model, first come first served,
+  showing "Waiting for the model (N ahead)" meanwhile.
+
+Arguments starting with ``_`` are not part of the cache key: the key arguments before them
+identify the entry.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+import time
+from functools import lru_cache
 
 import streamlit as st
 
@@ -15,11 +27,89 @@ from lmtt.attention.views import capture_attention
 from lmtt.errors import LmttError
 from lmtt.flow import contributions as C
 from lmtt.flow.graph import routes
-from lmtt.index.context_index import ContextIndex
+from lmtt.hosting import HostSettings, load_host_settings
+from lmtt.index.context_index import ContextIndex, search_token
 from lmtt.index.neuron_store import NeuronIndex, open_index
 from lmtt.models import LoadedModel, load_model
 from lmtt.models.trace import Trace, run_trace
+from lmtt.ui.budget import ByteBudgetCache
+from lmtt.ui.gate import ModelGate, RunLimiter
 from lmtt.viz import static
+
+_ENV_KEYS = ("LMTT_SETTINGS", "LMTT_MODE", "LMTT_MODELS", "LMTT_DATA_FOLDERS",
+             "LMTT_MAX_PROMPT_CHARS", "LMTT_MAX_PROMPT_TOKENS", "LMTT_MAX_UPLOAD_BYTES",
+             "LMTT_RUNS_PER_MINUTE", "LMTT_CACHE_MB")  # fmt: skip
+_lock = threading.Lock()
+_shared: dict = {}  # the process-wide cache, gates and limiter of the current settings
+
+
+def settings() -> HostSettings:
+    """The hosting settings (read again only when the environment changes)."""
+    return _settings(tuple(os.environ.get(k) for k in _ENV_KEYS))
+
+
+@lru_cache(maxsize=4)
+def _settings(_env: tuple) -> HostSettings:
+    return load_host_settings()
+
+
+def _state() -> dict:
+    """The cache, gates and limiter (made anew when the settings change)."""
+    s = settings()
+    with _lock:
+        if _shared.get("settings") != s:
+            _shared.clear()
+            _shared.update(settings=s, cache=ByteBudgetCache(s.cache_bytes), gates={},
+                           limiter=RunLimiter(s.runs_per_minute))  # fmt: skip
+        return _shared
+
+
+def data_cache() -> ByteBudgetCache:
+    return _state()["cache"]
+
+
+def _gate(model_key: tuple) -> ModelGate:
+    state = _state()
+    with _lock:
+        return state["gates"].setdefault(model_key, ModelGate())
+
+
+def visitor() -> str:
+    """Who is asking: the connection's IP address, or (on localhost) the session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ip = st.context.ip_address
+    if isinstance(ip, str) and ip:
+        return ip
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "local"
+
+
+def _model_run(model_key: tuple, token, compute):
+    """Run ``compute`` (which uses the model) as the visitor's run ``token``, in turn."""
+    _state()["limiter"].record(visitor(), token)
+    box = []
+
+    def show(ahead: int) -> None:
+        if not box:
+            box.append(st.empty())
+        box[0].info(f"Waiting for the model ({ahead} ahead)…")
+
+    start = time.perf_counter()
+    with _gate(model_key).turn(show) as ahead:
+        waited = time.perf_counter() - start
+        if box:
+            box[0].caption(f"Waited {waited:.1f} s for the model ({ahead} ahead).")
+        return compute()
+
+
+def cached(key: tuple, compute, model_key: tuple | None = None, run: object = None):
+    """``compute()`` through the shared cache; with ``model_key``, as a run of that model
+    (named ``run``, by default the key: the views of one prompt share one run)."""
+    if model_key is None:
+        return data_cache().get_or_compute(key, compute)
+    token = key if run is None else run
+    return data_cache().get_or_compute(key, lambda: _model_run(model_key, token, compute))
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
@@ -27,65 +117,79 @@ def get_model(spec: str, device: str, dtype: str) -> LoadedModel:
     return load_model(spec, device=device, dtype=dtype)
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
 def get_trace(model_key: tuple, prompt: str, _model: LoadedModel) -> Trace:
     """The routes tab's trace (what lmtt.flow reads)."""
-    return run_trace(_model, prompt)
+    compute = lambda: run_trace(_model, prompt)  # noqa: E731
+    return cached(("trace", model_key, prompt), compute, model_key, run=(model_key, prompt))
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
 def get_routes(trace_key: tuple, target: int, threshold: float, renorm: bool, _trace: Trace):
-    return routes(_trace, [target], threshold, threshold if renorm else None)
+    key = ("routes", trace_key, target, threshold, renorm)
+    return cached(key, lambda: routes(_trace, [target], threshold, threshold if renorm else None))
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
 def get_layer_contributions(trace_key: tuple, layer: int, renorm: float | None, _trace: Trace):
     """Attention contributions of every query of one layer (for the contribution map)."""
-    return C.attention_contributions(_trace, layer, None, renorm)
+    key = ("layer contributions", trace_key, layer, renorm)
+    return cached(key, lambda: C.attention_contributions(_trace, layer, None, renorm))
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def get_attention_trace(model_key: tuple, prompt: str, _model) -> Trace:
     """Patterns, queries and keys of every layer: one forward pass serves the attention views
     and the masked-LM tab (its logits are the masked-LM predictions)."""
-    return capture_attention(_model, prompt)
+    key = ("attention trace", model_key, prompt)
+    compute = lambda: capture_attention(_model, prompt)  # noqa: E731
+    return cached(key, compute, model_key, run=(model_key, prompt))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def get_prompts_map(model_key: tuple, prompts: tuple[str, ...], layer: int, head: int,
                     method: str, _model):  # fmt: skip
     """(QueryKeyMap or None, messages of the prompts that could not be mapped)."""
-    traces, used, skipped = [], [], []
-    for p in prompts:
-        try:
-            traces.append(capture_attention(_model, p, layers=[layer]))
-            used.append(p)
-        except LmttError as e:
-            skipped.append(str(e))
-    if not traces:
-        return None, skipped
-    return query_key_map(traces, used, layer, head, method), skipped
+
+    def compute():
+        traces, used, skipped = [], [], []
+        for p in prompts:
+            try:
+                traces.append(capture_attention(_model, p, layers=[layer]))
+                used.append(p)
+            except LmttError as e:
+                skipped.append(str(e))
+        if not traces:
+            return None, skipped
+        return query_key_map(traces, used, layer, head, method), skipped
+
+    return cached(("prompts map", model_key, prompts, layer, head, method), compute, model_key)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def get_corpus_map(model_key: tuple, corpus: str, layer: int, head: int, method: str,
                    max_tokens: int, _model) -> CorpusMap:  # fmt: skip
-    return corpus_query_key_map(_model, corpus, layer, head, method, max_tokens)
+    key = ("corpus map", model_key, corpus, layer, head, method, max_tokens)
+    compute = lambda: corpus_query_key_map(_model, corpus, layer, head, method, max_tokens)  # noqa: E731
+    return cached(key, compute, model_key)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
 def get_neuron_index(folder: str) -> NeuronIndex:
-    return open_index(folder)
+    return cached(("neuron index", folder), lambda: open_index(folder))
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
 def get_context_index(folder: str) -> ContextIndex:
-    return ContextIndex(folder)
+    return cached(("context index", folder), lambda: ContextIndex(folder))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+def get_context_matches(model_key: tuple, folder: str, prompt: str, position: int, layer: int,
+                        k: int, _model, _index: ContextIndex):  # fmt: skip
+    key = ("context matches", model_key, folder, prompt, position, layer, k)
+    compute = lambda: search_token(_model, _index, prompt, position, layer, k)  # noqa: E731
+    return cached(key, compute, model_key)
+
+
 def get_diagram_png(model_key: tuple, prompt: str, layer: int, head: int, _trace: Trace) -> bytes:
     """One head's masked-LM diagram, drawn once per prompt (every app rerun runs every tab)."""
-    title = f"Layer {layer}, head {head}"
-    pattern = _trace.pattern(layer)[head]
-    return static.figure_bytes(static.attention_diagram(pattern, list(_trace.token_strs), title))
+
+    def draw() -> bytes:
+        title = f"Layer {layer}, head {head}"
+        pattern = _trace.pattern(layer)[head]
+        figure = static.attention_diagram(pattern, list(_trace.token_strs), title)
+        return static.figure_bytes(figure)
+
+    return cached(("diagram", model_key, prompt, layer, head), draw)

@@ -8,8 +8,12 @@ from functools import partial
 import streamlit as st
 
 from lmtt.config import example_prompts
+from lmtt.errors import LmttError
+from lmtt.index.neuron_store import MANIFEST
 from lmtt.models.catalog import load_model_catalog
 from lmtt.ui import state
+from lmtt.ui.cache import settings
+from lmtt.ui.paths import path_input
 from lmtt.ui.state import CUSTOM
 
 
@@ -34,11 +38,12 @@ def sidebar() -> Settings:
 
 
 def _model_section(sb) -> tuple[str, str, str]:
-    catalog = load_model_catalog()
+    catalog, hosted = load_model_catalog(), settings().hosted
     sb.header("Model")
+    options = state.offered_models() + ([] if hosted else [CUSTOM])
     choice = sb.selectbox(
         "model",
-        [*catalog.names(), CUSTOM],
+        options,
         key="model_choice",
         help="Hub models need internet the first time; the demo model works offline.",
     )
@@ -65,7 +70,12 @@ def _prompt_section(sb) -> str:
     )
     upload = sb.file_uploader("prompts file (one per line)", type=["txt"])
     if upload is not None:
-        lines = [ln for ln in upload.getvalue().decode("utf-8", "replace").splitlines() if ln]
+        try:
+            settings().check_upload(upload.size)
+            lines = [ln for ln in upload.getvalue().decode("utf-8", "replace").splitlines() if ln]
+        except LmttError as e:
+            sb.error(str(e))
+            lines = []
         if lines:
             sb.selectbox(
                 "uploaded prompts",
@@ -94,9 +104,11 @@ def _routes_section(sb) -> tuple[float, bool, bool, str]:
     )
     final_norm = sb.toggle("apply final norm before unembedding", value=True, key="final_norm")
     sb.header("Neuron index")
-    index = sb.text_input(
+    index = path_input(
         "index folder",
-        key="neuron_index",
+        "neuron_index",
+        settings().offered_indexes(MANIFEST),
+        where=sb,
         help="a folder written by `lmtt index-neurons` (or set LMTT_NEURON_INDEX)",
-    ).strip()
+    )
     return threshold, renormalize, final_norm, index

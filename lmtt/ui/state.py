@@ -12,10 +12,36 @@ import os
 import streamlit as st
 
 from lmtt.config import example_prompts
+from lmtt.hosting import HostingError
 from lmtt.models.catalog import load_model_catalog
+from lmtt.ui.cache import settings
 
 CUSTOM = "custom model name or local folder…"
 SELECTION, PENDING = "selection", "_pending_selection"
+REFUSED = "_refused"  # a refusal to show once (a URL asked for something not offered)
+
+
+def offered_models() -> list[str]:
+    """The models the sidebar offers: hosted mode's allow-list (by default the catalog), or
+    the catalog and a free field in local mode."""
+    s, catalog = settings(), load_model_catalog()
+    if s.hosted:
+        return list(s.models) if s.models is not None else catalog.names()
+    return catalog.names()
+
+
+def _model_from_url(model: str) -> None:
+    offered = offered_models()
+    if model in offered:
+        st.session_state["model_choice"] = model
+        return
+    try:
+        settings().check_model(model, offered)
+    except HostingError as e:  # hosted: not loaded, and the same words for any name or path
+        st.session_state[REFUSED] = str(e)
+        return
+    st.session_state["model_choice"] = CUSTOM
+    st.session_state["custom_model"] = model
 
 
 def init_from_url() -> None:
@@ -24,13 +50,11 @@ def init_from_url() -> None:
         return
     st.session_state["_url_loaded"] = True
     q = st.query_params
-    catalog = load_model_catalog()
-    model = q.get("model", catalog.default)
-    if model in catalog.names():
-        st.session_state["model_choice"] = model
-    else:
-        st.session_state["model_choice"] = CUSTOM
-        st.session_state["custom_model"] = model
+    offered, default = offered_models(), load_model_catalog().default
+    if "model" in q:
+        _model_from_url(q["model"])
+    elif offered:
+        st.session_state["model_choice"] = default if default in offered else offered[0]
     st.session_state["prompt"] = q.get("prompt", example_prompts()[0])
     try:
         st.session_state["threshold"] = min(0.5, max(0.0, float(q.get("threshold", 0.04))))
@@ -41,6 +65,11 @@ def init_from_url() -> None:
     st.session_state["neuron_index"] = q.get("index", os.environ.get("LMTT_NEURON_INDEX", ""))
     if "sel" in q:
         st.session_state[SELECTION] = q["sel"]
+
+
+def take_refusal() -> str:
+    """A refusal to show (once), or ""."""
+    return st.session_state.pop(REFUSED, "")
 
 
 def use_prompt(key: str) -> None:
@@ -62,16 +91,16 @@ def default_target(prompt: str, n_tokens: int) -> None:
         st.session_state["target"] = last
 
 
-def share_routes(settings, target: int) -> None:
-    """Mirror the routes tab's settings in the URL."""
+def share_routes(chosen, target: int) -> None:
+    """Mirror the routes tab's settings (``chosen``: the sidebar's) in the URL."""
     st.query_params.update(
         {
-            "model": settings.model,
-            "prompt": settings.prompt,
-            "threshold": f"{settings.threshold:g}",
+            "model": chosen.model,
+            "prompt": chosen.prompt,
+            "threshold": f"{chosen.threshold:g}",
             "target": str(target),
         }
-        | ({"index": settings.neuron_index} if settings.neuron_index else {})
+        | ({"index": chosen.neuron_index} if chosen.neuron_index else {})
     )
 
 

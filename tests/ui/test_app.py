@@ -162,7 +162,7 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
 
     from lmtt.testing import make_tiny_bert
 
-    at = _app(str(gpt2_folder), PROMPT)
+    at = _app(str(gpt2_folder), PROMPT, tab="Attention")  # only the open tab is computed
     for view in ("head view", "model view", "q·k breakdown", "query-key map"):
         at.radio(key="attn_view").set_value(view).run()
         assert not at.exception, view
@@ -174,12 +174,14 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     assert any("(1 longer than the context left out)" in c.value for c in at.caption)
     at.text_input(key="qk_corpus").set_value(str(tmp_path / "missing")).run()
     assert at.warning and not at.exception
+    at = _app(str(gpt2_folder), PROMPT, tab="Masked LM")
     assert any("no masked-LM head" in i.value for i in at.info)
 
     bert = make_tiny_bert(tmp_path / "bert")
     at = _app(str(bert), "the cat [MASK] on the mat .")
     assert not at.exception
     assert any("encoder" in e.value for e in at.error)  # the routes tab refuses encoders
+    at = _app(str(bert), "the cat [MASK] on the mat .", tab="Masked LM")
     assert any("[MASK] at position" in m.value for m in at.markdown)
     assert len(at.get("imgs")) or at.get("image")  # one diagram per head
     assert any("as ZIP" in b.label for b in at.get("download_button"))
@@ -187,6 +189,7 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.")  # by its catalog name
     assert at.sidebar.selectbox(key="model_choice").value == "all-MiniLM-L6-v2"
     assert any("encoder" in e.value for e in at.error)
+    at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.", tab="Attention")
     at.radio(key="attn_view").set_value("q·k breakdown").run()
     assert not at.exception
 
@@ -201,7 +204,7 @@ def test_context_search_tab_lists_matches_and_histograms(shared_data, tmp_path):
     corpus = shared_data / "ud-english-ewt" / "en_ewt-ud-test.conllu"
     model = load_model("all-MiniLM-L6-v2", device="cpu")
     build_context_index(model, corpus, tmp_path / "ctx", [0, 6], max_tokens=300, progress=False)
-    at = _app("all-MiniLM-L6-v2", "The dog barked at the cat.")
+    at = _app("all-MiniLM-L6-v2", "The dog barked at the cat.", tab="Context search")
     at.text_input(key="context_index").set_value(str(tmp_path / "ctx")).run()
     at.selectbox(key="ctx_layer").set_value(6).run()
     assert not at.exception

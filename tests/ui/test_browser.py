@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from lmtt.ui.launch import app_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -38,12 +36,6 @@ OUTPUT = Path(os.environ.get("LMTT_TEST_OUTPUT", ROOT / "test-output"))
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def context_index(shared_data, tmp_path_factory) -> Path:
     """A small context index of UD English EWT for the default (demo) model."""
@@ -58,47 +50,18 @@ def context_index(shared_data, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def server(context_index):
+def need_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run must apt-get install chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LMTT_CONTEXT_INDEX": str(context_index)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the app did not start: {proc.stdout.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(context_index):
+    need_chromium()
+    with app_server({"LMTT_CONTEXT_INDEX": str(context_index)}) as (url, _):
+        yield url
 
 
 def _wait_title(page, text: str, timeout_ms: int = 120_000) -> None:

@@ -10,10 +10,13 @@ import streamlit as st
 from lmtt.attention.qk_map import available_methods
 from lmtt.config import example_prompts
 from lmtt.errors import LmttError
-from lmtt.ui.cache import get_corpus_map, get_prompts_map
+from lmtt.ui.cache import get_corpus_map, get_prompts_map, settings
 from lmtt.ui.downloads import downloads
+from lmtt.ui.paths import path_input
 from lmtt.viz import static
 from lmtt.viz.attention_figures import qk_map_figure
+
+MAX_HOSTED_PROMPTS = 64
 
 
 def qk_map_panel(model, model_key: tuple, prompt: str, layer: int, head: int) -> None:
@@ -39,11 +42,13 @@ def qk_map_panel(model, model_key: tuple, prompt: str, layer: int, head: int) ->
 def _map_from(source: str, model, model_key, prompt, layer, head, method):
     if source == "corpus":
         a, b = st.columns([3, 1])
-        corpus = a.text_input(
+        corpus = path_input(
             "corpus file or folder (.txt, .jsonl, .conllu)",
-            value=os.environ.get("LMTT_QK_CORPUS", ""),
-            key="qk_corpus",
-        ).strip()
+            "qk_corpus",
+            settings().offered_corpora(),
+            os.environ.get("LMTT_QK_CORPUS", ""),
+            where=a,
+        )
         max_tokens = int(b.number_input("tokens", 10, 20_000, 2000, step=500, key="qk_tokens"))
         if not corpus:
             st.caption("Enter a corpus path, e.g. the UD English EWT folder.")
@@ -57,6 +62,11 @@ def _map_from(source: str, model, model_key, prompt, layer, head, method):
         key="qk_map_prompts",
     )
     prompts = [ln for ln in text.splitlines() if ln.strip()] or [*example_prompts(), prompt]
+    host = settings()
+    if host.hosted:  # each prompt within the caps, and not too many of them
+        prompts = prompts[:MAX_HOSTED_PROMPTS]
+        for p in prompts:
+            host.check_prompt(p)
     m, skipped = get_prompts_map(model_key, tuple(prompts), layer, head, method, model)
     if m is None:
         st.warning("No prompt could be mapped: " + "; ".join(skipped[:3]))

@@ -10,7 +10,7 @@ from lmtt.models.trace import Trace
 from lmtt.ui import state
 from lmtt.ui.attention.qk_map_panel import qk_map_panel
 from lmtt.ui.cache import get_attention_trace
-from lmtt.ui.downloads import downloads
+from lmtt.ui.downloads import downloads, html_frame
 from lmtt.viz import static
 from lmtt.viz.attention_figures import (
     attention_heatmap,
@@ -56,7 +56,7 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
 def _head_view(trace: Trace, layer: int) -> None:
     st.caption("One colour per head; untick heads to hide them; hover a token to see only "
                "its lines, click it to keep that filter.")  # fmt: skip
-    st.iframe(head_view_html(trace, layer), height=trace.n_tokens * 20 + 80)
+    html_frame(head_view_html(trace, layer), height=trace.n_tokens * 20 + 80)
     downloads(
         "head view",
         "head_view",

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from lmtt.errors import LmttError
-from lmtt.index.context_index import histograms, search_token
-from lmtt.ui.cache import get_context_index
+from lmtt.index.context_index import META, histograms
+from lmtt.ui.cache import get_context_index, get_context_matches, settings
 from lmtt.ui.downloads import downloads
+from lmtt.ui.paths import path_input
 from lmtt.viz.charts import tag_histogram
 from lmtt.viz.static import tag_histograms_static
 from lmtt.viz.text import token_label
@@ -22,12 +23,13 @@ def _last_word(model, tokens: list[str]) -> int:
     return max((i for i, t in enumerate(tokens) if t not in special), default=0)
 
 
-def context_tab(model, prompt: str) -> None:
-    folder = st.text_input(
+def context_tab(model, model_key: tuple, prompt: str) -> None:
+    folder = path_input(
         "context index folder (`lmtt index-contexts --corpus PATH --out DIR`)",
-        value=os.environ.get("LMTT_CONTEXT_INDEX", ""),
-        key="context_index",
-    ).strip()
+        "context_index",
+        settings().offered_indexes(META),
+        os.environ.get("LMTT_CONTEXT_INDEX", ""),
+    )
     if not folder:
         st.caption("Build an index once with `lmtt index-contexts`, then enter its folder here.")
         return
@@ -43,7 +45,7 @@ def context_tab(model, prompt: str) -> None:
             key="ctx_pos",
         )
         layer = c2.selectbox("layer (0 = embeddings)", index.meta["layers"], key="ctx_layer")
-        matches = search_token(model, index, prompt, pos, layer, k=50)
+        matches = get_context_matches(model_key, folder, prompt, pos, layer, 50, model, index)
     except LmttError as e:
         st.warning(str(e))
         return
