@@ -32,7 +32,9 @@ class LoadedModel:
         self.is_encoder = family.is_encoder
         archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
         self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
-        self.weights = read_weights(bridge, self.dims) if ROUTES in family.supports else None
+        self.weights = (
+            read_weights(bridge, self.dims, family) if ROUTES in family.supports else None
+        )
 
     def __repr__(self) -> str:
         d = self.dims

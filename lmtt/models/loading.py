@@ -98,7 +98,7 @@ def check_model_folder(folder: Path) -> str:
             "tokenizer.model). Save it with `tokenizer.save_pretrained(folder)`."
         )
     model_type = str(config.get("model_type", "unknown"))
-    family_for(model_type, str(folder))
+    family_for(model_type, str(folder), config)
     return model_type
 
 
@@ -119,8 +119,9 @@ def _resolve_hub(name: str, known: list[str]) -> tuple[str, str | None]:
 
     cached = try_to_load_from_cache(name, "config.json")
     if isinstance(cached, str):
-        model_type = json.loads(Path(cached).read_text(encoding="utf-8")).get("model_type")
-        family_for(str(model_type), name)
+        config = json.loads(Path(cached).read_text(encoding="utf-8"))
+        model_type = config.get("model_type")
+        family_for(str(model_type), name, config)
         # Load from the cached snapshot folder: no network round trips.
         return str(Path(cached).parent), model_type
     if not _hub_reachable():
@@ -147,7 +148,7 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32") -> Loade
     torch_dtype = resolve_dtype(dtype)
     source, model_type = _locate(spec)
     bridge = _boot(source, dev, torch_dtype)
-    family = family_for(model_type or _hf_model_type(bridge), spec)
+    family = family_for(model_type or _hf_model_type(bridge), spec, _hf_config(bridge))
     return LoadedModel(spec, source, bridge, dev, dtype, family)
 
 
@@ -173,6 +174,11 @@ def _locate(spec: str) -> tuple[str, str | None]:
         f"Model {spec!r} is not a known model ({', '.join(catalog.names())}), and no folder "
         "exists at that path. Pass a hub name (e.g. gpt2) or an existing local folder."
     )
+
+
+def _hf_config(bridge) -> dict:
+    config = getattr(getattr(bridge, "original_model", None), "config", None)
+    return config.to_dict() if hasattr(config, "to_dict") else {}
 
 
 def _hf_model_type(bridge) -> str:

@@ -70,7 +70,12 @@ def _f32(t: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
     return t.detach().float().cpu().reshape(shape)
 
 
-def read_weights(bridge, dims: ModelDims) -> ModelWeights:
+def _norm_weight(w: torch.Tensor | None, d: int, offset: float) -> torch.Tensor:
+    """A norm's effective gain: offset + weight (ones for a norm without weights)."""
+    return torch.ones(d) if w is None else _f32(w, (d,)) + offset
+
+
+def read_weights(bridge, dims: ModelDims, family: Family) -> ModelWeights:
     H, dh, d = dims.n_heads, dims.d_head, dims.d_model
     W_O, b_V, b_O, W_out, b_out = [], [], [], [], []
     for block in bridge.blocks:
@@ -89,6 +94,6 @@ def read_weights(bridge, dims: ModelDims) -> ModelWeights:
         b_out=torch.stack(b_out),
         W_U=_f32(bridge.W_U, (d, dims.d_vocab)),
         b_U=_f32(getattr(bridge, "b_U", None), (dims.d_vocab,)),
-        ln_final_w=_f32(ln.w, (d,)),
+        ln_final_w=_norm_weight(getattr(ln, "w", None), d, family.norm_offset),
         ln_final_b=_f32(getattr(ln, "b", None), (d,)),
     )

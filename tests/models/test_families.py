@@ -28,7 +28,7 @@ def test_refused_and_unknown_families_list_what_is_supported():
         family_for("mamba", "m")
 
 
-def test_loaded_models_match_their_records(gpt2_model, llama_model):
+def test_loaded_models_match_their_records(gpt2_model, llama_model):  # every family: below
     for model in (gpt2_model, llama_model):
         family, cfg = model.family, model.bridge.cfg
         assert ROUTES in family.supports and ATTENTION in family.supports
@@ -42,3 +42,11 @@ def test_encoder_record():
     bert = family_for("bert", "m")
     assert bert.is_encoder and not bert.causal and ROUTES not in bert.supports
     assert "mlp_post" not in bert.capturable and {"pattern", "q", "k"} <= bert.capturable
+
+
+def test_a_variant_its_config_marks_is_refused():
+    with pytest.raises(UnsupportedArchitectureError, match="this OPT variant is post-norm"):
+        family_for("opt", "facebook/opt-350m", {"do_layer_norm_before": False})
+    assert family_for("opt", "m", {"do_layer_norm_before": True}).name == "OPT"
+    with pytest.raises(UnsupportedArchitectureError, match="parallel"):
+        family_for("stablelm", "m", {"use_parallel_residual": True})

@@ -13,7 +13,10 @@ from lmtt.errors import UnsupportedArchitectureError
 from lmtt.models.families.base import ATTENTION, MASKED_LM, ROUTES, Family
 from lmtt.models.families.refused import FAMILIES as REFUSED
 
-_MODULES = ("gpt2", "llama", "mistral", "qwen2", "bert")
+_MODULES = (
+    "gpt2", "gpt_neo", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "stablelm",
+    "olmo", "bloom", "bert",
+)  # fmt: skip
 SUPPORTED: tuple[Family, ...] = tuple(
     import_module(f"lmtt.models.families.{name}").FAMILY for name in _MODULES
 )
@@ -29,13 +32,17 @@ def supported_text() -> str:
     return f"{routes} (everything); {views} encoders (attention views, masked LM, context search)"
 
 
-def family_for(model_type: str, where: str) -> Family:
-    """The family of a ``model_type``, or :class:`UnsupportedArchitectureError` naming
-    ``where`` (the model), the reason and the supported families."""
+def family_for(model_type: str, where: str, config: dict | None = None) -> Family:
+    """The family of a ``model_type`` (and, given its ``config``, of that variant), or
+    :class:`UnsupportedArchitectureError` naming ``where`` (the model), the reason and the
+    supported families."""
     family = _BY_TYPE.get(model_type)
-    if family is not None and family.supports:
+    variant = family.config_refusal(config or {}) if family is not None else ""
+    if family is not None and family.supports and not variant:
         return family
-    reason = family.refusal if family else f"architecture {model_type!r} is not supported"
+    reason = variant or (
+        family.refusal if family else f"architecture {model_type!r} is not supported"
+    )
     raise UnsupportedArchitectureError(
         f"{where}: {reason}, which lmtt does not handle yet. Supported: {supported_text()}."
     )

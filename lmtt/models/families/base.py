@@ -54,6 +54,7 @@ class Family:
     layout: str = "sequential"  # "sequential" (attention, then MLP) or "parallel"
     norm: str = "layernorm"  # "layernorm" (centres) or "rmsnorm"
     norm_placement: str = "pre"  # "pre", "post" (BERT) or "sandwich"
+    norm_offset: float = 0.0  # the norm multiplies by (offset + weight): Gemma's is 1
     attention_bias: bool = False  # q/k/v/o projections carry biases
     mlp_bias: bool = False
     gated_mlp: bool = False
@@ -61,6 +62,8 @@ class Family:
     supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
     hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
     refusal: str = ""  # for a family lmtt refuses: why, in one clause
+    # Variants refused by their config: (config field, value, why, in one clause)
+    refused_configs: tuple[tuple[str, object, str], ...] = ()
 
     @property
     def is_encoder(self) -> bool:
@@ -79,6 +82,11 @@ class Family:
         if ATTENTION in self.supports:
             kinds |= VIEW_KINDS
         return kinds
+
+    def config_refusal(self, config: dict) -> str:
+        """Why this variant is refused ("" when it is supported)."""
+        return next((why for key, value, why in self.refused_configs
+                     if config.get(key) == value), "")  # fmt: skip
 
     def hook_name(self, kind: str, layer: int | None = None) -> str:
         return self.hooks[kind].format(layer=layer)

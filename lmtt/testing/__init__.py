@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from lmtt.testing.configs import CONFIGS
+
 _TEXT = (
     "The capital of France is Paris. The cat sat on the mat and looked at the dog. "
     "When Mary and John went to the store, John gave a drink to Mary. "
@@ -40,19 +42,6 @@ def _tokenizer(vocab_size: int):
     )
 
 
-# Each architecture's config field for lmtt's generic dimensions, by naming style.
-_GPT2_NAMES = {"d_model": "n_embd", "n_layers": "n_layer", "n_heads": "n_head",
-               "d_mlp": "n_inner", "n_ctx": "n_positions"}  # fmt: skip
-_LLAMA_NAMES = {"d_model": "hidden_size", "n_layers": "num_hidden_layers",
-                "n_heads": "num_attention_heads", "n_kv_heads": "num_key_value_heads",
-                "d_mlp": "intermediate_size", "n_ctx": "max_position_embeddings"}  # fmt: skip
-# arch (the config's model_type) -> (field names, extra config fields)
-CONFIGS = {
-    "gpt2": (_GPT2_NAMES, {}),
-    "llama": (_LLAMA_NAMES, {"pad_token_id": 0, "tie_word_embeddings": False}),
-}
-
-
 def tiny_config(arch: str, vocab: int, init_std: float, **dims):
     """A transformers config of ``arch`` (its own config class) with the generic ``dims``
     (d_model, n_layers, n_heads, n_kv_heads, d_mlp, n_ctx) under that config's names."""
@@ -63,8 +52,8 @@ def tiny_config(arch: str, vocab: int, init_std: float, **dims):
     names, extra = CONFIGS[arch]
     fields = {names[k]: v for k, v in dims.items() if k in names and v is not None}
     return AutoConfig.for_model(
-        arch, vocab_size=vocab, bos_token_id=0, eos_token_id=0, initializer_range=init_std,
-        **fields, **extra,
+        arch, vocab_size=vocab, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+        initializer_range=init_std, **fields, **extra(dims),
     )  # fmt: skip
 
 

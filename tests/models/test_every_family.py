@@ -1,0 +1,62 @@
+"""Every supported family, as a tiny random Hugging Face folder built from transformers' own
+config class and loaded through the path users take: its logits equal transformers', and the
+invariants of DESIGN.md section 6 hold (conservation, contributions summing to 1, lazy routes
+equal to the full graph pruned, the logit lens of the last residual equal to the logits)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmtt.flow import contributions as C
+from lmtt.flow import decompose
+from lmtt.flow.graph import build_graph, routes
+from lmtt.flow.lens import lens_logits
+from lmtt.models import load_model
+from lmtt.models.trace import run_trace
+from lmtt.testing import make_tiny_model
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+SEQUENTIAL = ["gpt2", "gpt_neo", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma", "phi3",
+              "stablelm", "olmo", "bloom"]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=SEQUENTIAL)
+def family_model(request, tmp_path_factory):
+    folder = make_tiny_model(tmp_path_factory.mktemp(request.param) / "m", request.param,
+                             n_layers=2, d_model=32, n_heads=4, n_kv_heads=2)  # fmt: skip
+    return request.param, folder, load_model(str(folder), device="cpu")
+
+
+def test_logits_equal_transformers(family_model):
+    from transformers import AutoModelForCausalLM
+
+    arch, folder, model = family_model
+    trace = run_trace(model, PROMPT)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        want = hf(trace.tokens[None]).logits[0]
+    torch.testing.assert_close(trace.logits, want, atol=1e-4, rtol=1e-4)
+    assert model.family.norm == ("rmsnorm" if model.bridge.cfg.normalization_type == "RMS"
+                                 else "layernorm")  # fmt: skip
+
+
+def test_invariants(family_model):
+    arch, _, model = family_model
+    trace = run_trace(model, PROMPT)
+    for layer in range(trace.n_layers):
+        assert decompose.attention_conservation_error(trace, layer) < 1e-5, (arch, layer)
+        assert decompose.mlp_conservation_error(trace, layer) < 1e-5, (arch, layer)
+        a = C.attention_contributions(trace, layer)
+        total = a.heads.sum((1, 2)) + a.residual
+        torch.testing.assert_close(total, torch.ones_like(total))
+        assert a.heads.min() >= 0 and a.heads.max() <= 1
+        n = C.neuron_contributions(trace, layer, [trace.n_tokens - 1])
+        torch.testing.assert_close(n.neurons.sum(1) + n.residual, torch.ones(1))
+    lens = lens_logits(trace, trace.resid_post(trace.n_layers - 1))
+    torch.testing.assert_close(lens, trace.logits, atol=1e-4, rtol=1e-4)
+    full = build_graph(trace)
+    for threshold in (0.01, 0.05, 0.2):
+        assert routes(trace, None, threshold) == full.prune(None, threshold)
+    graph = routes(trace, threshold=0.05)
+    assert any(e.kind == "attention" for e in graph.edges)
