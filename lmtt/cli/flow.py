@@ -61,10 +61,9 @@ def cmd_routes(args) -> int:
     graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
     for pos in graph.target_positions:
         best = top_tokens(trace, trace.logits[pos], 1).top[0]
-        console.print(
-            f"position {pos} '{token_label(trace.token_strs[pos])}' predicts "
-            f"'{token_label(best.token)}' ({percent(best.prob)})"
-        )
+        what = f" predicts '{token_label(best.token)}' ({percent(best.prob)})"
+        shown = what if trace.weights.has_lens else " (the model has no head to predict with)"
+        console.print(f"position {pos} '{token_label(trace.token_strs[pos])}'{shown}")
     table = Table(
         title=f"Routes at threshold {args.threshold}: {len(graph.nodes)} nodes, "
         f"{len(graph.edges)} edges (top layer first)"
@@ -113,7 +112,10 @@ def add_commands(sub) -> None:
         "--threshold", type=common.real(0, 1, high_open=True), default=0.04,
         help="keep edges above this weight, in [0, 1)",
     )  # fmt: skip
-    p.add_argument("--target", type=int, default=None, help="token position (default: last)")
+    p.add_argument(
+        "--target", type=int, default=None,
+        help="token position (default: the last, or a masked LM's first [MASK])",
+    )  # fmt: skip
     p.add_argument(
         "--renormalize",
         type=common.real(0, 1, high_open=True),

@@ -107,16 +107,19 @@ def normalize(raw: torch.Tensor, threshold: float | None = None) -> torch.Tensor
 
 @dataclass(frozen=True, eq=False)
 class AttentionContributions:
-    """Contributions to ``mid[layer, i]`` for the query positions ``queries``.
+    """Contributions to the attention target (``mid[layer, i]``; ``out[layer, i]`` for a
+    parallel block) for the query positions ``queries``.
 
-    heads[q, j, h]: part (j, h) (0 for j > i); residual[q]: the residual ``x[layer, i]``.
-    heads.sum((1, 2)) + residual == 1 for every q.
+    heads[q, j, h]: part (j, h) (0 for j > i in a decoder); residual[q]: the residual
+    ``x[layer, i]``; mlp[q]: a parallel block's MLP write (None otherwise).
+    heads.sum((1, 2)) + residual (+ mlp) == 1 for every q.
     """
 
     layer: int
     queries: Int[torch.Tensor, " Q"]
     heads: Float[torch.Tensor, "Q T H"]
     residual: Float[torch.Tensor, " Q"]
+    mlp: Float[torch.Tensor, " Q"] | None = None
 
     @property
     def sources(self) -> Float[torch.Tensor, "Q T"]:
@@ -148,21 +151,28 @@ def attention_contributions(
     q_idx = decompose.position_index(queries, trace.n_tokens)
     u = decompose.value_outputs(trace, layer) if u is None else u  # [H, T, d]
     u_norms = part_norms(u)  # [H, T], shared by every chunk
-    mid, x, A = trace.resid_mid(layer), trace.resid_pre(layer), trace.pattern(layer)
+    target = decompose.attention_target(trace, layer)
+    others = [decompose.attention_residual(trace, layer)]
+    mlp = decompose.parallel_mlp_write(trace, layer)
+    if mlp is not None:
+        others.append(mlp)
     chunk = _query_chunk(trace, memory_budget_mb)
-    heads = [torch.zeros(0, trace.n_tokens, trace.dims.n_heads)]
-    residual = [torch.zeros(0)]
+    T, H, k = trace.n_tokens, trace.n_heads, len(others)
+    parts = [torch.zeros(0, T * H + k)]
     for start in range(0, len(q_idx), chunk):
         q = q_idx[start : start + chunk]
-        y = mid[q]  # [Q, d]
-        scales = A[:, q, :].transpose(0, 1)  # [Q, H, T]
-        raw = proximity(y, scales, u, limits=q, vec_norms=u_norms)  # [Q, H, T]
-        raw_res = residual_proximity(y, x[q])  # [Q]
-        raw = torch.cat([raw.transpose(1, 2).reshape(len(q), -1), raw_res[:, None]], dim=1)
-        c = normalize(raw, renormalizing_threshold)
-        heads.append(c[:, :-1].reshape(len(q), trace.n_tokens, -1))
-        residual.append(c[:, -1])
-    return AttentionContributions(layer, q_idx, torch.cat(heads), torch.cat(residual))
+        y = target[q]  # [Q, d]
+        scales = decompose.head_scales(trace, layer, q).transpose(0, 1)  # [Q, H, T]
+        limits = q if trace.family.causal else torch.full_like(q, T - 1)
+        raw = proximity(y, scales, u, limits=limits, vec_norms=u_norms)  # [Q, H, T]
+        raw_others = [residual_proximity(y, o[q])[:, None] for o in others]
+        raw = torch.cat([raw.transpose(1, 2).reshape(len(q), -1), *raw_others], dim=1)
+        parts.append(normalize(raw, renormalizing_threshold))
+    c = torch.cat(parts)
+    return AttentionContributions(
+        layer, q_idx, c[:, : T * H].reshape(len(q_idx), T, H), c[:, T * H],
+        c[:, T * H + 1] if mlp is not None else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,9 +186,9 @@ class MlpContributions:
 
 
 def _mlp_wholes(trace: Trace, layer: int, positions) -> tuple[torch.Tensor, ...]:
-    """The positions [P], the wholes out[layer] [P, d] and the residual parts mid[layer]."""
+    """The positions [P], the wholes out[layer] [P, d] and their residual parts [P, d]."""
     p = decompose.position_index(positions, trace.n_tokens)
-    return p, trace.resid_post(layer)[p], trace.resid_mid(layer)[p]
+    return p, trace.resid_post(layer)[p], decompose.mlp_residual(trace, layer)[p]
 
 
 def mlp_contributions(
@@ -205,8 +215,8 @@ def neuron_contributions(
     trace: Trace, layer: int, positions=None, renormalizing_threshold: float | None = None
 ) -> NeuronContributions:
     p, out, mid = _mlp_wholes(trace, layer, positions)
-    a = trace.mlp_post(layer)[p]  # [P, d_mlp]
-    W_out = trace.weights.W_out[layer]  # [d_mlp, d]
+    a = decompose.neuron_scales(trace, layer, p)  # [P, d_mlp]
+    W_out = decompose.neuron_directions(trace, layer)  # [d_mlp, d]
     raw = proximity(out, a[:, None, :], W_out[None])[:, 0]  # [P, d_mlp]
     raw = torch.cat([raw, residual_proximity(out, mid)[:, None]], dim=1)
     c = normalize(raw, renormalizing_threshold)

@@ -230,7 +230,8 @@ class FullGraph:
 
     def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
         a = self.attention_parts[layer]
-        return C.AttentionContributions(layer, queries, a.heads[queries], a.residual[queries])
+        mlp = None if a.mlp is None else a.mlp[queries]
+        return C.AttentionContributions(layer, queries, a.heads[queries], a.residual[queries], mlp)
 
     def prune(self, target_positions=None, threshold: float = 0.04) -> RouteGraph:
         """The routes to ``target_positions``: the same walk as :func:`routes`."""
@@ -252,7 +253,8 @@ def build_graph(
         attention.append(
             C.attention_contributions(trace, layer, None, renormalizing_threshold, memory_budget_mb)
         )
-        mlps.append(C.mlp_contributions(trace, layer, None, renormalizing_threshold))
+        if not trace.family.parallel:  # a parallel block's MLP is a part of its attention target
+            mlps.append(C.mlp_contributions(trace, layer, None, renormalizing_threshold))
     return FullGraph(trace, renormalizing_threshold, tuple(attention), tuple(mlps))
 
 
@@ -263,7 +265,8 @@ def routes(
     renormalizing_threshold: float | None = None,
     memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
 ) -> RouteGraph:
-    """The routes to the predictions at ``target_positions`` (default: the last token), lazily."""
+    """The routes to the predictions at ``target_positions`` (default: the last token, or a
+    masked LM's first [MASK]), lazily."""
     _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
     provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb)
     return _routes(trace, provider, target_positions, threshold, renormalizing_threshold)
@@ -278,7 +281,7 @@ def _check_threshold(value, name: str, allow_none: bool = False) -> None:
 
 def _target_positions(trace: Trace, target_positions) -> list[int]:
     if target_positions is None:
-        target_positions = [trace.n_tokens - 1]
+        target_positions = [trace.default_target()]
     elif isinstance(target_positions, int):
         target_positions = [target_positions]
     n = trace.n_tokens
@@ -292,30 +295,11 @@ def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
     reached = torch.zeros(T, dtype=torch.bool)
     reached[targets] = True
     edges: list[Edge] = []
+    step = _parallel_step if trace.family.parallel else _sequential_step
     for layer in reversed(range(L)):
-        pos = reached.nonzero().flatten()
-        m = provider.mlp(layer, pos)
-        keep_mlp, keep_res = m.mlp > threshold, m.residual > threshold
-        for p, w in zip(pos[keep_mlp].tolist(), m.mlp[keep_mlp].tolist(), strict=True):
-            edges.append(Edge(attn_out(layer, p), mlp_block(layer, p), "mlp", w))
-            edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
-        for p, w in zip(pos[keep_res].tolist(), m.residual[keep_res].tolist(), strict=True):
-            edges.append(Edge(attn_out(layer, p), resid(layer, p), "residual", w))
-        queries = pos[keep_mlp | keep_res]
-        a = provider.attention(layer, queries)
-        weights = a.sources  # [Q, T]
-        qi, src = (weights > threshold).nonzero(as_tuple=True)
-        heads = a.heads[qi, src].tolist()
-        triples = zip(queries[qi].tolist(), src.tolist(), weights[qi, src].tolist(), strict=True)
-        for (q, j, w), h in zip(triples, heads, strict=True):
-            edges.append(Edge(layer_input(layer, j), attn_out(layer, q), "attention", w, tuple(h)))
-        keep_ares = a.residual > threshold
-        kept_q = queries[keep_ares]
-        for q, w in zip(kept_q.tolist(), a.residual[keep_ares].tolist(), strict=True):
-            edges.append(Edge(layer_input(layer, q), attn_out(layer, q), "residual", w))
+        below = step(provider, layer, reached.nonzero().flatten(), threshold, edges)
         reached = torch.zeros(T, dtype=torch.bool)
-        reached[src] = True
-        reached[kept_q] = True
+        reached[below] = True
     if not edges:
         raise _empty_routes(trace, provider, targets, threshold)
     nodes = {resid(L - 1, t) for t in targets}
@@ -332,9 +316,60 @@ def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
     )
 
 
+def _sequential_step(provider, layer: int, pos, threshold: float, edges: list) -> torch.Tensor:
+    """Layer ``layer`` of the walk for ``out = mid + mlp``, ``mid = x + attention``: the
+    edges kept into the reached block outputs ``pos``; returns the positions reached below
+    (with repeats)."""
+    m = provider.mlp(layer, pos)
+    keep_mlp, keep_res = m.mlp > threshold, m.residual > threshold
+    for p, w in zip(pos[keep_mlp].tolist(), m.mlp[keep_mlp].tolist(), strict=True):
+        edges.append(Edge(attn_out(layer, p), mlp_block(layer, p), "mlp", w))
+        edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
+    for p, w in zip(pos[keep_res].tolist(), m.residual[keep_res].tolist(), strict=True):
+        edges.append(Edge(attn_out(layer, p), resid(layer, p), "residual", w))
+    queries = pos[keep_mlp | keep_res]
+    a = provider.attention(layer, queries)
+    src = _attention_edges(a, queries, layer, attn_out, threshold, edges)
+    keep_ares = a.residual > threshold
+    kept_q = queries[keep_ares]
+    for q, w in zip(kept_q.tolist(), a.residual[keep_ares].tolist(), strict=True):
+        edges.append(Edge(layer_input(layer, q), attn_out(layer, q), "residual", w))
+    return torch.cat([src, kept_q])
+
+
+def _parallel_step(provider, layer: int, pos, threshold: float, edges: list) -> torch.Tensor:
+    """Layer ``layer`` of the walk for ``out = x + attention + mlp``: one target per position,
+    whose parts are the heads' sources, the MLP (which reads x) and the residual x."""
+    a = provider.attention(layer, pos)
+    src = _attention_edges(a, pos, layer, resid, threshold, edges)
+    keep_mlp, keep_res = a.mlp > threshold, a.residual > threshold
+    for p, w in zip(pos[keep_mlp].tolist(), a.mlp[keep_mlp].tolist(), strict=True):
+        edges.append(Edge(layer_input(layer, p), mlp_block(layer, p), "mlp", w))
+        edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
+    for p, w in zip(pos[keep_res].tolist(), a.residual[keep_res].tolist(), strict=True):
+        edges.append(Edge(layer_input(layer, p), resid(layer, p), "residual", w))
+    return torch.cat([src, pos[keep_mlp | keep_res]])
+
+
+def _attention_edges(a, queries, layer: int, target, threshold: float, edges: list):
+    """Attention edges above the threshold into ``target(layer, q)``; returns their sources."""
+    weights = a.sources  # [Q, T]
+    qi, src = (weights > threshold).nonzero(as_tuple=True)
+    heads = a.heads[qi, src].tolist()
+    triples = zip(queries[qi].tolist(), src.tolist(), weights[qi, src].tolist(), strict=True)
+    for (q, j, w), h in zip(triples, heads, strict=True):
+        edges.append(Edge(layer_input(layer, j), target(layer, q), "attention", w, tuple(h)))
+    return src
+
+
 def _empty_routes(trace, provider, targets, threshold) -> EmptyRoutesError:
-    m = provider.mlp(trace.n_layers - 1, torch.tensor(targets))
-    best = float(torch.maximum(m.mlp, m.residual).max())
+    last, targets = trace.n_layers - 1, torch.tensor(targets)
+    if trace.family.parallel:
+        a = provider.attention(last, targets)
+        best = float(max(a.sources.max(), a.mlp.max(), a.residual.max()))
+    else:
+        m = provider.mlp(last, targets)
+        best = float(torch.maximum(m.mlp, m.residual).max())
     return EmptyRoutesError(
         f"No route survives threshold {threshold}: the strongest edge into the prediction has "
         f"weight {best:.3f}. Use a threshold below {best:.3f} (0.04 is a good start).",

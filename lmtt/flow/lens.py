@@ -1,4 +1,12 @@
-"""Logit lens and token projections (DESIGN.md §4)."""
+"""Logit lens and token projections (DESIGN.md §4).
+
+The lens of a residual state is what the model's head makes of it: the final norm and the
+unembedding (then the final-logit soft-cap, where the model has one), or, for an encoder, its
+masked-LM head (dense, GELU, norm, decoder). The tokens a *part* promotes are its direct
+effect: linear through the final norm with the scale of the whole it is part of (before any
+soft-cap, which keeps the order); for an encoder, whose head is not linear, the change of the
+head's logits when the part is taken out of the final state.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lmtt.errors import check_index
+from lmtt.errors import LmttError, check_index
+from lmtt.flow import decompose
 from lmtt.flow.contributions import neuron_contributions
 from lmtt.flow.decompose import head_outputs
 from lmtt.models.trace import Trace
@@ -46,10 +55,21 @@ def final_norm(trace: Trace, resid: torch.Tensor, scale: torch.Tensor | None = N
 
 
 def lens_logits(trace: Trace, resid: torch.Tensor, apply_norm: bool = True) -> torch.Tensor:
-    """Logit lens: ``W_U @ norm_final(r) + b_U`` for residual states [..., d] -> [..., V]."""
+    """Logit lens: the model's head applied to residual states [..., d] -> [..., V]
+    (``W_U @ norm_final(r) + b_U`` for a decoder, soft-capped where the model is)."""
     w = trace.weights
+    if not w.has_lens:
+        raise LmttError(
+            f"{trace.model_name} has no masked-LM head, so its residual states have no logit "
+            "lens: use a model saved as *ForMaskedLM (the routes work without one)."
+        )
+    if w.lens_dense_W is not None:  # a masked-LM head's transform
+        resid = torch.nn.functional.gelu(resid @ w.lens_dense_W + w.lens_dense_b)
     x = final_norm(trace, resid) if apply_norm else resid
-    return x @ w.W_U + w.b_U
+    logits = x @ w.W_U + w.b_U
+    if w.final_softcap is not None:
+        logits = w.final_softcap * torch.tanh(logits / w.final_softcap)
+    return logits
 
 
 def top_tokens(trace: Trace, logits: torch.Tensor, k: int = 10, softmax: bool = True):
@@ -82,9 +102,13 @@ def residual_lens(trace: Trace, position: int = -1, k: int = 5) -> list[tuple[st
 
 def component_logits(trace: Trace, vecs: torch.Tensor, position: int) -> torch.Tensor:
     """Direct effect on the logits of parts vecs [..., d] written into the residual at
-    ``position``, using that position's final-norm scale (the norm's bias belongs to the
-    whole, so it is left out) -> [..., V]."""
+    ``position``: through the final norm with that position's scale (the norm's bias belongs
+    to the whole, so it is left out) -> [..., V]. An encoder's head is not linear: there the
+    effect is the change of its logits when the part is taken out of the final state."""
     w, dims = trace.weights, trace.dims
+    if w.lens_dense_W is not None or not w.has_lens:
+        final = trace.resid_post(trace.n_layers - 1)[position]
+        return lens_logits(trace, final) - lens_logits(trace, final - vecs)
     scale = trace.final_scale()[position]  # [1]
     if dims.norm == "layernorm":
         vecs = vecs - vecs.mean(dim=-1, keepdim=True)
@@ -98,14 +122,16 @@ def promoted_suppressed(trace: Trace, vec: torch.Tensor, position: int, k: int =
 
 
 def node_state(trace: Trace, node) -> torch.Tensor:
-    """The residual vector [d] of a graph node; for an MLP node, the block's write m[l, i]."""
+    """The residual vector [d] of a graph node; for an MLP node, the block's write (its part
+    of the block output: out minus the MLP's residual part)."""
     if node.kind == "embed":
         return trace.resid_pre(0)[node.pos]
     if node.kind == "attn_out":
         return trace.resid_mid(node.layer)[node.pos]
+    out = trace.resid_post(node.layer)[node.pos]
     if node.kind == "resid":
-        return trace.resid_post(node.layer)[node.pos]
-    return trace.resid_post(node.layer)[node.pos] - trace.resid_mid(node.layer)[node.pos]
+        return out
+    return out - decompose.mlp_residual(trace, node.layer)[node.pos]
 
 
 def node_lens(trace: Trace, node, k: int = 10) -> LensResult:
@@ -136,7 +162,7 @@ def top_neurons(trace: Trace, layer: int, position: int, n: int = 10, k: int = 1
     nc = neuron_contributions(trace, layer, [position])
     best = torch.topk(nc.neurons[0], min(n, nc.neurons.shape[1]))
     acts = trace.mlp_post(layer)[position]
-    writes = acts[best.indices, None] * trace.weights.W_out[layer][best.indices]  # [n, d]
+    writes = decompose.neuron_outputs(trace, layer, [position])[0, best.indices]  # [n, d]
     logits = component_logits(trace, writes, position)  # [n, V]
     return [
         NeuronView(idx, c, float(acts[idx]), top_tokens(trace, row, k, softmax=False))
@@ -148,7 +174,7 @@ def previous_state(trace: Trace, node) -> torch.Tensor | None:
     """The residual state before the block that produced ``node`` (None for the embedding)."""
     if node.kind == "embed":
         return None
-    if node.kind == "resid":
+    if node.kind == "resid" and not trace.family.parallel:
         return trace.resid_mid(node.layer)[node.pos]
     return trace.resid_pre(node.layer)[node.pos]
 
@@ -182,8 +208,11 @@ def token_rank_by_layer(trace: Trace, position: int, token_id: int, apply_norm: 
     labels = ["embed"]
     states = [trace.resid_pre(0)[position]]
     for layer in range(trace.n_layers):
-        labels += [f"L{layer} attn", f"L{layer}"]
-        states += [trace.resid_mid(layer)[position], trace.resid_post(layer)[position]]
+        if not trace.family.parallel:  # a parallel block has no state between its halves
+            labels.append(f"L{layer} attn")
+            states.append(trace.resid_mid(layer)[position])
+        labels.append(f"L{layer}")
+        states.append(trace.resid_post(layer)[position])
     logits = lens_logits(trace, torch.stack(states), apply_norm)  # [S, V]
     ranks = (logits > logits[:, token_id : token_id + 1]).sum(dim=-1)
     return list(zip(labels, ranks.tolist(), strict=True))

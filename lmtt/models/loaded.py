@@ -32,9 +32,9 @@ class LoadedModel:
         self.is_encoder = family.is_encoder
         archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
         self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
-        self.weights = (
-            read_weights(bridge, self.dims, family) if ROUTES in family.supports else None
-        )
+        routes = ROUTES in family.supports
+        lens = not family.is_encoder or self.has_mlm_head
+        self.weights = read_weights(bridge, self.dims, family, lens) if routes else None
 
     def __repr__(self) -> str:
         d = self.dims

@@ -28,17 +28,10 @@ from lmtt.models.capture import capture
 from lmtt.models.families import ROUTES, Family
 from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
-PER_LAYER_KINDS = (
-    "resid_pre",
-    "resid_mid",
-    "pattern",
-    "v",
-    "mlp_post",
-    "ln1_scale",
-    "ln2_scale",
-)
-DEFAULT_CAPTURE = frozenset(PER_LAYER_KINDS)  # what the routes read
-KNOWN_KINDS = DEFAULT_CAPTURE | {"q", "k"}
+KNOWN_KINDS = frozenset(
+    ("resid_pre", "resid_mid", "resid_post", "pattern", "q", "k", "v", "mlp_post", "attn_out",
+     "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale")
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +131,22 @@ class Trace:
         """Scale the pre-MLP norm divided by."""
         return self._get("ln2_scale", layer)
 
+    def attn_out(self, layer: int) -> Float[torch.Tensor, "T d"]:
+        """The attention block's write (parallel blocks, where no residual lies between)."""
+        return self._get("attn_out", layer)
+
+    def mlp_out(self, layer: int) -> Float[torch.Tensor, "T d"]:
+        """The MLP block's write (parallel blocks)."""
+        return self._get("mlp_out", layer)
+
+    def attn_out_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
+        """Scale of the norm the attention write passes through (sandwich and post norms)."""
+        return self._get("attn_out_scale", layer)
+
+    def mlp_out_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
+        """Scale of the norm the MLP write passes through (sandwich and post norms)."""
+        return self._get("mlp_out_scale", layer)
+
     def final_scale(self) -> Float[torch.Tensor, "T 1"]:
         """Scale the final norm divided by at each position."""
         return self._get("final_scale", self.n_layers - 1)
@@ -151,6 +160,13 @@ class Trace:
         """True where a query may attend a key (everywhere for encoders)."""
         full = torch.ones(self.n_tokens, self.n_tokens, dtype=torch.bool)
         return torch.tril(full) if self.family.causal else full
+
+    def default_target(self) -> int:
+        """The position whose prediction is explained by default: a masked LM's first
+        [MASK], otherwise the last token."""
+        mask = self.dims.mask_token_id
+        found = (self.tokens == mask).nonzero() if mask is not None else torch.empty(0)
+        return int(found[0]) if len(found) else self.n_tokens - 1
 
     def probabilities(self, position: int = -1) -> Float[torch.Tensor, " V"]:
         """Next-token probabilities at ``position``."""
@@ -188,6 +204,14 @@ def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) ->
     return tokens
 
 
+def route_kinds(model) -> frozenset[str]:
+    """The per-layer kinds lmtt.flow reads for this model (refused where routes are not
+    supported)."""
+    if ROUTES not in model.family.supports:
+        _check_kinds(model, frozenset({"mlp_post"}))
+    return model.family.route_kinds - {"final_scale"}
+
+
 def _check_kinds(model, kinds: frozenset[str]) -> None:
     unknown = kinds - KNOWN_KINDS
     if unknown:
@@ -209,11 +233,14 @@ def _check_kinds(model, kinds: frozenset[str]) -> None:
 def run_trace(
     model,
     prompt: str | bytes | Sequence[int] | torch.Tensor,
-    capture: Iterable[str] = DEFAULT_CAPTURE,
+    capture: Iterable[str] | None = None,
     layers: Iterable[int] | None = None,
 ) -> Trace:
-    """Run one forward pass and record the ``capture`` kinds at ``layers`` (default: every
-    layer; the embedding and the last residual are always kept)."""
+    """Run one forward pass and record the ``capture`` kinds (default: what the routes read
+    for this model's family) at ``layers`` (default: every layer; the embedding and the last
+    residual are always kept)."""
+    if capture is None:
+        capture = route_kinds(model)
     L = model.dims.n_layers
     layers = range(L) if layers is None else [check_index("Layer", x, L) for x in layers]
     return trace_activations(model, prompt, {(kind, x) for kind in capture for x in layers})

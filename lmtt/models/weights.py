@@ -23,6 +23,7 @@ class ModelDims:
     d_vocab: int
     norm: str  # "layernorm" or "rmsnorm"
     norm_eps: float
+    mask_token_id: int | None = None  # a masked LM's [MASK]
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +39,16 @@ class ModelWeights:
     b_U: Float[torch.Tensor, " d_vocab"]
     ln_final_w: Float[torch.Tensor, " d_model"]
     ln_final_b: Float[torch.Tensor, " d_model"]  # zeros for RMSNorm
+    # Norms each block's write passes through (sandwich and post norms), else None:
+    attn_out_w: Float[torch.Tensor, "L d_model"] | None = None
+    attn_out_b: Float[torch.Tensor, "L d_model"] | None = None
+    mlp_out_w: Float[torch.Tensor, "L d_model"] | None = None
+    mlp_out_b: Float[torch.Tensor, "L d_model"] | None = None
+    final_softcap: float | None = None  # logits = cap * tanh(logits / cap) (Gemma 2)
+    # A masked-LM head's transform before ln_final (dense + GELU), else None:
+    lens_dense_W: Float[torch.Tensor, "d_model d_model"] | None = None
+    lens_dense_b: Float[torch.Tensor, " d_model"] | None = None
+    has_lens: bool = True  # False for an encoder saved without its masked-LM head
 
 
 def repeat_kv(x: torch.Tensor, n_heads: int, dim: int) -> torch.Tensor:
@@ -48,6 +59,7 @@ def repeat_kv(x: torch.Tensor, n_heads: int, dim: int) -> torch.Tensor:
 
 def read_dims(bridge, family: Family) -> ModelDims:
     cfg = bridge.cfg
+    mask = getattr(bridge.tokenizer, "mask_token_id", None) if family.is_encoder else None
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     return ModelDims(
         family=family.name,
@@ -61,6 +73,7 @@ def read_dims(bridge, family: Family) -> ModelDims:
         d_vocab=int(cfg.d_vocab),
         norm=family.norm,
         norm_eps=float(cfg.eps),
+        mask_token_id=None if mask is None else int(mask),
     )
 
 
@@ -75,7 +88,8 @@ def _norm_weight(w: torch.Tensor | None, d: int, offset: float) -> torch.Tensor:
     return torch.ones(d) if w is None else _f32(w, (d,)) + offset
 
 
-def read_weights(bridge, dims: ModelDims, family: Family) -> ModelWeights:
+def read_weights(bridge, dims: ModelDims, family: Family, has_lens: bool = True) -> ModelWeights:
+    """The weights; ``has_lens`` False for an encoder without a (trained) masked-LM head."""
     H, dh, d = dims.n_heads, dims.d_head, dims.d_model
     W_O, b_V, b_O, W_out, b_out = [], [], [], [], []
     for block in bridge.blocks:
@@ -86,6 +100,7 @@ def read_weights(bridge, dims: ModelDims, family: Family) -> ModelWeights:
         W_out.append(_f32(mlp.W_out, (dims.d_mlp, d)))
         b_out.append(_f32(mlp.b_out, (d,)))
     ln = bridge.ln_final
+    softcap = getattr(bridge.cfg, "output_logits_soft_cap", None)
     return ModelWeights(
         W_O=torch.stack(W_O),
         b_V=torch.stack(b_V),
@@ -96,4 +111,38 @@ def read_weights(bridge, dims: ModelDims, family: Family) -> ModelWeights:
         b_U=_f32(getattr(bridge, "b_U", None), (dims.d_vocab,)),
         ln_final_w=_norm_weight(getattr(ln, "w", None), d, family.norm_offset),
         ln_final_b=_f32(getattr(ln, "b", None), (d,)),
+        final_softcap=float(softcap) if softcap and softcap > 0 else None,
+        **_out_norms(bridge, d, family),
+        **(_lens_transform(bridge, family) if has_lens else {}),
+        has_lens=has_lens,
     )
+
+
+def _out_norms(bridge, d: int, family: Family) -> dict:
+    """Gains and biases [L, d] of the norms each block's write passes through."""
+    if family.out_norms is None:
+        return {}
+    found = {}
+    for kind, module in zip(("attn_out", "mlp_out"), family.out_norms, strict=True):
+        norms = [getattr(block, module) for block in bridge.blocks]
+        found[f"{kind}_w"] = torch.stack(
+            [_norm_weight(getattr(n, "w", None), d, family.norm_offset) for n in norms]
+        )
+        found[f"{kind}_b"] = torch.stack([_f32(getattr(n, "b", None), (d,)) for n in norms])
+    return found
+
+
+def _lens_transform(bridge, family: Family) -> dict:
+    """An encoder's masked-LM head transform (dense, then GELU, then ln_final), if any."""
+    if not family.is_encoder:
+        return {}
+    params = {  # the bridge wraps each module: drop its wrapper from the names
+        name.replace("._original_component", ""): p
+        for name, p in bridge.original_model.named_parameters()
+    }
+    W = params.get("cls.predictions.transform.dense.weight")
+    if W is None:
+        return {}
+    b = params["cls.predictions.transform.dense.bias"]
+    return {"lens_dense_W": W.detach().float().cpu().T.contiguous(),
+            "lens_dense_b": b.detach().float().cpu()}  # fmt: skip

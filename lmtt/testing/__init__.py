@@ -57,6 +57,13 @@ def tiny_config(arch: str, vocab: int, init_std: float, **dims):
     )  # fmt: skip
 
 
+def _perturb_norms_and_biases(model) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name.lower() or ".ln_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+
+
 def make_tiny_model(
     folder: str | Path,
     arch: str = "gpt2",
@@ -90,10 +97,7 @@ def make_tiny_model(
         n_kv_heads=n_kv_heads or max(1, n_heads // 2), d_mlp=d_mlp or 4 * d_model, n_ctx=n_ctx,
     )  # fmt: skip
     model = AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():  # random biases and norm gains, so every term is exercised
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or "norm" in name or ".ln_" in name:
-                p.add_(torch.randn_like(p) * 0.1)
+    _perturb_norms_and_biases(model)  # so every term of the decomposition is exercised
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -150,9 +154,12 @@ BERT_WORDS = [
 ]
 
 
-def make_tiny_bert(folder: str | Path, n_layers: int = 2, seed: int = 0) -> Path:
+def make_tiny_bert(
+    folder: str | Path, n_layers: int = 2, seed: int = 0, init_std: float = 0.02
+) -> Path:
     """A tiny random ``BertForMaskedLM`` folder with a small WordPiece vocabulary (for the
-    masked-LM and encoder tests)."""
+    masked-LM and encoder tests). A larger ``init_std`` gives writes far from negligible, and
+    random norm gains and biases (for the decomposition's tests)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
@@ -184,6 +191,10 @@ def make_tiny_bert(folder: str | Path, n_layers: int = 2, seed: int = 0) -> Path
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=64,
+        initializer_range=init_std,
     )
-    BertForMaskedLM(config).eval().save_pretrained(folder)
+    model = BertForMaskedLM(config).eval()
+    if init_std != 0.02:  # random norm gains and biases too, so every term is exercised
+        _perturb_norms_and_biases(model)
+    model.save_pretrained(folder)
     return folder

@@ -79,16 +79,16 @@ def use_prompt(key: str) -> None:
     st.session_state.pop("target", None)
 
 
-def default_target(prompt: str, n_tokens: int) -> None:
-    """Target position: the last token of a new prompt (a URL's target is kept on first load)."""
-    last = n_tokens - 1
+def default_target(prompt: str, n_tokens: int, default: int) -> None:
+    """Target position: ``default`` for a new prompt (its last token, or a masked LM's first
+    [MASK]); a URL's target is kept on first load."""
     first_load = st.session_state.get("_target_prompt") is None
     if st.session_state.get("_target_prompt") != prompt:
         if not (first_load and "target" in st.session_state):
-            st.session_state["target"] = last
+            st.session_state["target"] = default
         st.session_state["_target_prompt"] = prompt
-    if not 0 <= st.session_state.get("target", last) <= last:
-        st.session_state["target"] = last
+    if not 0 <= st.session_state.get("target", default) < n_tokens:
+        st.session_state["target"] = default
 
 
 def share_routes(chosen, target: int) -> None:

@@ -13,7 +13,6 @@ from lmtt.errors import (
     NoMlmHeadError,
     OutOfRangeError,
     PromptError,
-    UnsupportedArchitectureError,
 )
 from lmtt.models import load_model
 from lmtt.testing import make_tiny_bert
@@ -60,10 +59,6 @@ def test_encoder_attends_both_ways(minilm):
     check_patterns(at)
     assert at.token_strs[0] == "[CLS]" and at.token_strs[-1] == "[SEP]"
     assert patterns(at).triu(1).sum() > 1  # no causal mask
-    with pytest.raises(UnsupportedArchitectureError, match="encoder"):
-        from lmtt.models.trace import run_trace
-
-        run_trace(minilm, "The cat")
 
 
 def test_qk_breakdown_adds_up(tiny_model):

@@ -19,9 +19,12 @@ from lmtt.testing import make_tiny_model
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 SEQUENTIAL = ["gpt2", "gpt_neo", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma", "phi3",
               "stablelm", "olmo", "bloom"]  # fmt: skip
+SANDWICH = ["gemma2", "gemma3_text", "olmo2"]
+PARALLEL = ["gptj", "gpt_neox", "phi", "falcon"]
+DECODERS = SEQUENTIAL + SANDWICH + PARALLEL
 
 
-@pytest.fixture(scope="module", params=SEQUENTIAL)
+@pytest.fixture(scope="module", params=DECODERS)
 def family_model(request, tmp_path_factory):
     folder = make_tiny_model(tmp_path_factory.mktemp(request.param) / "m", request.param,
                              n_layers=2, d_model=32, n_heads=4, n_kv_heads=2)  # fmt: skip
@@ -48,7 +51,7 @@ def test_invariants(family_model):
         assert decompose.attention_conservation_error(trace, layer) < 1e-5, (arch, layer)
         assert decompose.mlp_conservation_error(trace, layer) < 1e-5, (arch, layer)
         a = C.attention_contributions(trace, layer)
-        total = a.heads.sum((1, 2)) + a.residual
+        total = a.heads.sum((1, 2)) + a.residual + (0 if a.mlp is None else a.mlp)
         torch.testing.assert_close(total, torch.ones_like(total))
         assert a.heads.min() >= 0 and a.heads.max() <= 1
         n = C.neuron_contributions(trace, layer, [trace.n_tokens - 1])

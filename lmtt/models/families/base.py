@@ -4,6 +4,16 @@ A :class:`Family` is data, not code: the hook names of each activation kind, the
 where the norms sit, which biases exist, whether the MLP is gated, the rotary style, encoder or
 decoder, and what lmtt supports for it. The one capture routine (``lmtt.models.capture``) and
 the loader read these fields; nothing outside ``lmtt/models`` needs to know a family by name.
+
+Block layouts (DESIGN.md sections 1 and 1b; the identities are in docs/decomposition.md):
+
+- ``sequential`` with ``pre`` norms: ``mid = x + attn(N1 x)``, ``out = mid + mlp(N2 mid)``.
+- ``sequential`` with ``sandwich`` norms (Gemma 2/3; OLMo 2 has the post norms only): each
+  block's write passes through its own norm before it is added, ``mid = x + P1(attn)``.
+- ``sequential`` with ``post`` norms (BERT): ``mid = P1(x + attn)``, ``out = P2(mid + mlp)``.
+- ``parallel`` (GPT-J, GPT-NeoX, Phi, Falcon): ``out = x + attn(N1 x) + mlp(N2 x)``.
+
+With each norm's scale frozen at its traced value every layout is affine in its parts.
 """
 
 from __future__ import annotations
@@ -32,16 +42,23 @@ STANDARD_HOOKS = MappingProxyType(
 ROTARY_HOOKS = MappingProxyType(
     STANDARD_HOOKS | {"q": "blocks.{layer}.attn.hook_rot_q", "k": "blocks.{layer}.attn.hook_rot_k"}
 )
+# Parallel blocks: no residual between attention and MLP; the two writes are read apart.
+_PARALLEL = {"attn_out": "blocks.{layer}.hook_attn_out", "mlp_out": "blocks.{layer}.hook_mlp_out"}
+PARALLEL_HOOKS = MappingProxyType(
+    {k: v for k, v in ROTARY_HOOKS.items() if k not in ("resid_mid", "ln2_scale")} | _PARALLEL
+)
+# Sandwich (and post-only) norms: the scales of the norms each block's write passes through.
+_OUT_SCALES = {
+    "attn_out_scale": "blocks.{layer}.ln1_post.hook_scale",
+    "mlp_out_scale": "blocks.{layer}.ln2_post.hook_scale",
+}
+SANDWICH_HOOKS = MappingProxyType(ROTARY_HOOKS | _OUT_SCALES)
 
 # What lmtt can do with a model. "routes" is the information-flow graph, logit lens and
 # component views (lmtt.flow); "attention" the classic attention views and context search.
 ROUTES, ATTENTION, MASKED_LM = "routes", "attention", "masked_lm"
-# The activation kinds lmtt.flow reads, and those the attention views and context search read.
-ROUTE_KINDS = frozenset(
-    ("resid_pre", "resid_mid", "resid_post", "pattern", "v", "mlp_post", "ln1_scale", "ln2_scale",
-     "final_scale")
-)  # fmt: skip
 VIEW_KINDS = frozenset(("resid_pre", "resid_post", "pattern", "q", "k"))
+_NORM_SCALES = frozenset(("ln1_scale", "ln2_scale", "final_scale"))
 
 
 @dataclass(frozen=True)
@@ -53,8 +70,10 @@ class Family:
     role: str = "decoder"  # "decoder" (causal) or "encoder" (attends both ways)
     layout: str = "sequential"  # "sequential" (attention, then MLP) or "parallel"
     norm: str = "layernorm"  # "layernorm" (centres) or "rmsnorm"
-    norm_placement: str = "pre"  # "pre", "post" (BERT) or "sandwich"
+    norm_placement: str = "pre"  # "pre", "sandwich" (a norm on each write) or "post" (BERT)
     norm_offset: float = 0.0  # the norm multiplies by (offset + weight): Gemma's is 1
+    # The modules of the norms each block's write passes through (sandwich and post norms)
+    out_norms: tuple[str, str] | None = None
     attention_bias: bool = False  # q/k/v/o projections carry biases
     mlp_bias: bool = False
     gated_mlp: bool = False
@@ -74,14 +93,27 @@ class Family:
         return self.role == "decoder"
 
     @property
+    def parallel(self) -> bool:
+        return self.layout == "parallel"
+
+    @property
+    def route_kinds(self) -> frozenset[str]:
+        """The activation kinds lmtt.flow reads for this family (at every layer)."""
+        kinds = {"resid_pre", "resid_post", "pattern", "v", "mlp_post"}
+        kinds |= {"attn_out", "mlp_out"} if self.parallel else {"resid_mid"}
+        if self.out_norms is not None:
+            kinds |= {"attn_out_scale", "mlp_out_scale"}
+        return frozenset(kinds | (_NORM_SCALES & set(self.hooks)))
+
+    @property
     def capturable(self) -> frozenset[str]:
         """The activation kinds a trace of this family may hold."""
         kinds: frozenset[str] = frozenset()
         if ROUTES in self.supports:
-            kinds |= ROUTE_KINDS
+            kinds |= self.route_kinds
         if ATTENTION in self.supports:
             kinds |= VIEW_KINDS
-        return kinds
+        return kinds & frozenset(self.hooks)
 
     def config_refusal(self, config: dict) -> str:
         """Why this variant is refused ("" when it is supported)."""

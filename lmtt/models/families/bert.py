@@ -1,17 +1,31 @@
-"""BERT encoders (and MiniLM): post-LayerNorm, attention both ways, learned positions.
+"""BERT encoders (and MiniLM): post-LayerNorm (each block's sum passes through its norm),
+attention both ways, learned positions and an embedding LayerNorm.
 
-Supported for the attention views, masked-LM prediction and context search; the routes
-(information-flow graph) are not decomposed for post-norm encoders yet.
+Routes, attention views, masked-LM prediction and context search. The logit lens goes through
+the masked-LM head, so it needs a model saved with one.
 """
 
-from lmtt.models.families.base import ATTENTION, MASKED_LM, Family
+from types import MappingProxyType
 
+from lmtt.models.families.base import ATTENTION, MASKED_LM, ROUTES, STANDARD_HOOKS, Family
+
+_HOOKS = {k: v for k, v in STANDARD_HOOKS.items() if k not in ("ln1_scale", "ln2_scale",
+                                                                 "final_scale")}  # fmt: skip
 FAMILY = Family(
     "BERT",
     ("bert",),
     role="encoder",
     norm_placement="post",
+    out_norms=("ln1", "ln2"),
     attention_bias=True,
     mlp_bias=True,
-    supports=frozenset((ATTENTION, MASKED_LM)),
+    supports=frozenset((ROUTES, ATTENTION, MASKED_LM)),
+    hooks=MappingProxyType(
+        _HOOKS
+        | {
+            "resid_mid": "blocks.{layer}.ln1.hook_out",  # the attention block's normed sum
+            "attn_out_scale": "blocks.{layer}.ln1.hook_scale",
+            "mlp_out_scale": "blocks.{layer}.ln2.hook_scale",
+        }
+    ),
 )

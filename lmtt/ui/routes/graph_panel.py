@@ -30,11 +30,13 @@ def element_options(graph: RouteGraph) -> dict[str, str]:
     return options
 
 
-def graph_panel(graph: RouteGraph, n_layers: int, predicted: str, prob: float) -> None:
+def graph_panel(graph: RouteGraph, n_layers: int, predicted: str | None, prob: float) -> None:
+    """The graph; ``predicted`` is None for a model without a head to predict with."""
     target = graph.target_positions[0]
+    what = "" if predicted is None else f" → predicts '{token_label(predicted)}' ({percent(prob)})"
     title = (
-        f"Routes to position {target} '{token_label(graph.tokens[target])}' → predicts "
-        f"'{token_label(predicted)}' ({percent(prob)}) · {len(graph.edges)} edges"
+        f"Routes to position {target} '{token_label(graph.tokens[target])}'{what} · "
+        f"{len(graph.edges)} edges"
     )
     selected = state.selection()
     fig = route_figure(graph, n_layers, title=title, selected=selected)

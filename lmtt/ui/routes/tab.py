@@ -17,7 +17,7 @@ from lmtt.viz.text import token_label
 
 
 def _target_picker(trace, prompt: str) -> int:
-    state.default_target(prompt, trace.n_tokens)
+    state.default_target(prompt, trace.n_tokens, trace.default_target())
     return st.sidebar.selectbox(
         "target token (whose prediction to explain)",
         list(range(trace.n_tokens)),
@@ -64,11 +64,14 @@ def routes_tab(model, model_key: tuple, settings) -> None:
         st.warning(str(e))
         return
     best = trace.probabilities(target).max(dim=-1)
-    graph_panel(graph, trace.n_layers, trace.vocab[int(best.indices)], float(best.values))
+    predicted = trace.vocab[int(best.indices)] if trace.weights.has_lens else None
+    graph_panel(graph, trace.n_layers, predicted, float(best.values))
     selection = state.share_selection()
     if selection:
         try:
             _inspect(graph, selection, trace, trace_key, settings, target)
+        except LmttError as e:  # e.g. the lens of an encoder without a masked-LM head
+            st.warning(str(e))
         except (ValueError, IndexError):
             st.warning(f"Cannot inspect {selection!r}: it does not belong to this prompt.")
     else:

@@ -1,0 +1,7 @@
+"""GPT-J: attention and MLP in parallel from one LayerNorm, rotary on part of each head."""
+
+from lmtt.models.families.base import PARALLEL_HOOKS, Family
+
+FAMILY = Family(
+    "GPT-J", ("gptj",), layout="parallel", mlp_bias=True, positions="rotary", hooks=PARALLEL_HOOKS
+)
