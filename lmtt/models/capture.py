@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import torch
 
+from lmtt.models.moe import expert_scalars
+
 Wanted = Iterable[tuple[str, int]]
 
 
@@ -20,20 +22,41 @@ def hook_names(model, wanted: Wanted) -> dict[str, tuple[str, int]]:
     return {model.family.hook_name(kind, layer): (kind, layer) for kind, layer in wanted}
 
 
+_MOE_INPUTS = ("mlp_in", "expert_indices", "expert_weights")
+
+
 def capture(
     model, tokens: torch.Tensor, wanted: Wanted, keep_logits: bool = True
 ) -> tuple[torch.Tensor | None, dict[tuple[str, int], torch.Tensor]]:
     """One forward pass on tokens [B, T]: the logits [B, T, V] (None unless ``keep_logits``)
     and every wanted activation [B, ...] keyed by (kind, layer), float32 on the CPU.
 
-    Hooks exist only inside the call; a hook that did not fire is an error, not a gap.
+    Hooks exist only inside the call; a hook that did not fire is an error, not a gap. For a
+    mixture-of-experts model, "mlp_post" (and "router") are computed from the MLP's input and
+    the router's choices (``lmtt.models.moe``).
     """
-    names = hook_names(model, wanted)
+    wanted = set(wanted)
+    derived = {(k, layer) for k, layer in wanted if k in ("mlp_post", "router")}
+    if model.experts is None:
+        derived = set()
+    inputs = {(k, layer) for _, layer in derived for k in _MOE_INPUTS}
+    names = hook_names(model, (wanted - derived) | inputs)
     logits, cache = model.run_with_cache(tokens, list(names))
     missing = sorted(set(names) - set(cache))
     if missing:
         raise RuntimeError(f"hooks did not fire: {missing[:5]}")
     acts = {key: cache[name].float().cpu() for name, key in names.items()}
+    for layer in sorted({layer for _, layer in derived}):
+        x, i, w = (acts[(k, layer)] for k in _MOE_INPUTS)
+        # the router's choices come flattened over batch and positions
+        i, w = i.reshape(*x.shape[:-1], i.shape[-1]), w.reshape(*x.shape[:-1], w.shape[-1])
+        acts[("mlp_post", layer)], acts[("router", layer)] = expert_scalars(
+            model.experts, layer, x, i.long(), w
+        )
+    for key in inputs - wanted:
+        acts.pop(key, None)
+    for key in derived - wanted:
+        acts.pop(key, None)
     return (logits.float().cpu() if keep_logits else None), acts
 
 

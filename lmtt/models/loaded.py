@@ -8,6 +8,7 @@ from functools import cached_property
 import torch
 
 from lmtt.models.families import ROUTES, Family
+from lmtt.models.moe import read_experts
 from lmtt.models.tokens import vocab_strings
 from lmtt.models.weights import read_dims, read_weights
 
@@ -28,13 +29,16 @@ class LoadedModel:
         self._bridge = bridge
         self._lock = threading.Lock()
         self.tokenizer = bridge.tokenizer
-        self.dims = read_dims(bridge, family)
+        self.experts = read_experts(bridge) if family.moe else None
+        self.dims = read_dims(bridge, family, self.experts)
         self.is_encoder = family.is_encoder
         archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
         self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
         routes = ROUTES in family.supports
         lens = not family.is_encoder or self.has_mlm_head
-        self.weights = read_weights(bridge, self.dims, family, lens) if routes else None
+        self.weights = (
+            read_weights(bridge, self.dims, family, lens, self.experts) if routes else None
+        )
 
     def __repr__(self) -> str:
         d = self.dims

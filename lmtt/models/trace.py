@@ -30,7 +30,7 @@ from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
 KNOWN_KINDS = frozenset(
     ("resid_pre", "resid_mid", "resid_post", "pattern", "q", "k", "v", "mlp_post", "attn_out",
-     "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale")
+     "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale", "router")
 )  # fmt: skip
 
 
@@ -130,6 +130,11 @@ class Trace:
     def ln2_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
         """Scale the pre-MLP norm divided by."""
         return self._get("ln2_scale", layer)
+
+    def router(self, layer: int) -> Float[torch.Tensor, "T E"]:
+        """A mixture of experts' router weight of every expert (0 where not chosen; the
+        shared expert's gate last)."""
+        return self._get("router", layer)
 
     def attn_out(self, layer: int) -> Float[torch.Tensor, "T d"]:
         """The attention block's write (parallel blocks, where no residual lies between)."""

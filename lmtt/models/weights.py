@@ -24,6 +24,21 @@ class ModelDims:
     norm: str  # "layernorm" or "rmsnorm"
     norm_eps: float
     mask_token_id: int | None = None  # a masked LM's [MASK]
+    experts: tuple[int, ...] | None = None  # hidden units per expert (mixture of experts)
+
+    def neuron_name(self, index: int) -> str:
+        """``n12``, or for a mixture of experts ``E3 n12`` (``shared n4`` for Qwen2-MoE's
+        shared expert, which comes last)."""
+        if self.experts is None:
+            return f"n{index}"
+        for e, size in enumerate(self.experts):
+            if index < size:
+                shared = len(self.experts) > 1 and e == len(self.experts) - 1 and (
+                    self.experts[-1] != self.experts[0]
+                )  # fmt: skip
+                return f"{'shared' if shared else f'E{e}'} n{index}"
+            index -= size
+        raise IndexError(index)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +72,7 @@ def repeat_kv(x: torch.Tensor, n_heads: int, dim: int) -> torch.Tensor:
     return x.repeat_interleave(n_heads // x.shape[dim], dim=dim)
 
 
-def read_dims(bridge, family: Family) -> ModelDims:
+def read_dims(bridge, family: Family, experts=None) -> ModelDims:
     cfg = bridge.cfg
     mask = getattr(bridge.tokenizer, "mask_token_id", None) if family.is_encoder else None
     n_kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
@@ -68,12 +83,13 @@ def read_dims(bridge, family: Family) -> ModelDims:
         n_kv_heads=int(n_kv),
         d_model=int(cfg.d_model),
         d_head=int(cfg.d_head),
-        d_mlp=int(bridge.blocks[0].mlp.W_out.shape[0]),
+        d_mlp=sum(experts.sizes) if experts else int(bridge.blocks[0].mlp.W_out.shape[0]),
         n_ctx=int(cfg.n_ctx),
         d_vocab=int(cfg.d_vocab),
         norm=family.norm,
         norm_eps=float(cfg.eps),
         mask_token_id=None if mask is None else int(mask),
+        experts=experts.sizes if experts else None,
     )
 
 
@@ -88,17 +104,24 @@ def _norm_weight(w: torch.Tensor | None, d: int, offset: float) -> torch.Tensor:
     return torch.ones(d) if w is None else _f32(w, (d,)) + offset
 
 
-def read_weights(bridge, dims: ModelDims, family: Family, has_lens: bool = True) -> ModelWeights:
-    """The weights; ``has_lens`` False for an encoder without a (trained) masked-LM head."""
+def read_weights(
+    bridge, dims: ModelDims, family: Family, has_lens: bool = True, experts=None
+) -> ModelWeights:
+    """The weights; ``has_lens`` False for an encoder without a (trained) masked-LM head;
+    ``experts`` (lmtt.models.moe) give a mixture of experts' unit directions as W_out."""
     H, dh, d = dims.n_heads, dims.d_head, dims.d_model
     W_O, b_V, b_O, W_out, b_out = [], [], [], [], []
-    for block in bridge.blocks:
+    for layer, block in enumerate(bridge.blocks):
         attn, mlp = block.attn, block.mlp
         W_O.append(_f32(attn.W_O, (H, dh, d)))
         b_V.append(repeat_kv(_f32(attn.b_V, (dims.n_kv_heads, dh)), H, dim=0))
         b_O.append(_f32(attn.b_O, (d,)))
-        W_out.append(_f32(mlp.W_out, (dims.d_mlp, d)))
-        b_out.append(_f32(mlp.b_out, (d,)))
+        if experts is not None:
+            W_out.append(experts.directions(layer))
+            b_out.append(torch.zeros(d))
+        else:
+            W_out.append(_f32(mlp.W_out, (dims.d_mlp, d)))
+            b_out.append(_f32(mlp.b_out, (d,)))
     ln = bridge.ln_final
     softcap = getattr(bridge.cfg, "output_logits_soft_cap", None)
     return ModelWeights(

@@ -88,8 +88,15 @@ def rank_figure(ranks: list[tuple[str, int]], token: str) -> go.Figure:
     return fig
 
 
-def neuron_bar_chart(neurons: list[int], values: list[float], title: str) -> go.Figure:
-    return contribution_bars([f"n{n}" for n in neurons], values, title, "Greens")
+def neuron_bar_chart(labels: list[str], values: list[float], title: str) -> go.Figure:
+    """Contributions of neurons (labelled ``n12``, or ``E3 n12`` for an expert's unit)."""
+    return contribution_bars(labels, values, title, "Greens")
+
+
+def router_chart(weights: list[float], title: str) -> go.Figure:
+    """A mixture of experts' router weight of each expert at one position."""
+    labels = [f"E{e}" for e in range(len(weights))]
+    return contribution_bars(labels, weights, title, "Purples")
 
 
 def tag_histogram(counts: dict[str, int], title: str) -> go.Figure:

@@ -21,7 +21,8 @@ SEQUENTIAL = ["gpt2", "gpt_neo", "opt", "llama", "mistral", "qwen2", "qwen3", "g
               "stablelm", "olmo", "bloom"]  # fmt: skip
 SANDWICH = ["gemma2", "gemma3_text", "olmo2"]
 PARALLEL = ["gptj", "gpt_neox", "phi", "falcon"]
-DECODERS = SEQUENTIAL + SANDWICH + PARALLEL
+EXPERTS = ["mixtral", "qwen2_moe"]
+DECODERS = SEQUENTIAL + SANDWICH + PARALLEL + EXPERTS
 
 
 @pytest.fixture(scope="module", params=DECODERS)

@@ -15,7 +15,8 @@ from lmtt.models.families.refused import FAMILIES as REFUSED
 
 _MODULES = (
     "gpt2", "gpt_neo", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "stablelm",
-    "olmo", "bloom", "gemma2", "gemma3", "olmo2", "gptj", "gpt_neox", "phi", "falcon", "bert",
+    "olmo", "bloom", "gemma2", "gemma3", "olmo2", "gptj", "gpt_neox", "phi", "falcon",
+    "mixtral", "qwen2_moe", "bert",
 )  # fmt: skip
 SUPPORTED: tuple[Family, ...] = tuple(
     import_module(f"lmtt.models.families.{name}").FAMILY for name in _MODULES

@@ -77,6 +77,7 @@ class Family:
     attention_bias: bool = False  # q/k/v/o projections carry biases
     mlp_bias: bool = False
     gated_mlp: bool = False
+    moe: bool = False  # the MLP is a mixture of experts (lmtt.models.moe)
     positions: str = "learned"  # "learned", "rotary" or "alibi"
     supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
     hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
@@ -103,6 +104,8 @@ class Family:
         kinds |= {"attn_out", "mlp_out"} if self.parallel else {"resid_mid"}
         if self.out_norms is not None:
             kinds |= {"attn_out_scale", "mlp_out_scale"}
+        if self.moe:
+            kinds.add("router")
         return frozenset(kinds | (_NORM_SCALES & set(self.hooks)))
 
     @property
@@ -113,7 +116,8 @@ class Family:
             kinds |= self.route_kinds
         if ATTENTION in self.supports:
             kinds |= VIEW_KINDS
-        return kinds & frozenset(self.hooks)
+        derived = {"mlp_post", "router"} if self.moe else set()  # computed, not hooked
+        return (kinds & frozenset(self.hooks)) | (kinds & derived) | (derived & {"router"})
 
     def config_refusal(self, config: dict) -> str:
         """Why this variant is refused ("" when it is supported)."""
