@@ -44,7 +44,7 @@ def _out_norm(trace: Trace, layer: int, block: str):
     gain = getattr(w, f"{block}_out_w")
     if gain is None:
         return None
-    scale = getattr(trace, f"{block}_out_scale")(layer)
+    scale = trace.out_scale(block, layer)
     return gain[layer], getattr(w, f"{block}_out_b")[layer], scale
 
 
@@ -97,7 +97,7 @@ def attention_residual(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"]:
 
 def parallel_mlp_write(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"] | None:
     """The MLP's write, a part of the attention target of a parallel block (else None)."""
-    return trace.mlp_out(layer) if trace.family.parallel else None
+    return trace.block_write("mlp", layer) if trace.family.parallel else None
 
 
 def attention_bias(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"]:
@@ -149,7 +149,7 @@ def mlp_residual(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"]:
     """The residual part of the MLP target out: mid, P(mid) where the sum is normed, or
     everything but the MLP's write for a parallel block."""
     if trace.family.parallel:
-        return trace.resid_post(layer) - trace.mlp_out(layer)
+        return trace.resid_post(layer) - trace.block_write("mlp", layer)
     mid = trace.resid_mid(layer)
     return _mapped(trace, layer, "mlp", mid) if trace.family.norm_placement == "post" else mid
 

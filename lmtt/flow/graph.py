@@ -321,13 +321,7 @@ def _sequential_step(provider, layer: int, pos, threshold: float, edges: list) -
     edges kept into the reached block outputs ``pos``; returns the positions reached below
     (with repeats)."""
     m = provider.mlp(layer, pos)
-    keep_mlp, keep_res = m.mlp > threshold, m.residual > threshold
-    for p, w in zip(pos[keep_mlp].tolist(), m.mlp[keep_mlp].tolist(), strict=True):
-        edges.append(Edge(attn_out(layer, p), mlp_block(layer, p), "mlp", w))
-        edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
-    for p, w in zip(pos[keep_res].tolist(), m.residual[keep_res].tolist(), strict=True):
-        edges.append(Edge(attn_out(layer, p), resid(layer, p), "residual", w))
-    queries = pos[keep_mlp | keep_res]
+    queries = pos[_output_edges(layer, pos, m.mlp, m.residual, attn_out, threshold, edges)]
     a = provider.attention(layer, queries)
     src = _attention_edges(a, queries, layer, attn_out, threshold, edges)
     keep_ares = a.residual > threshold
@@ -342,13 +336,20 @@ def _parallel_step(provider, layer: int, pos, threshold: float, edges: list) -> 
     whose parts are the heads' sources, the MLP (which reads x) and the residual x."""
     a = provider.attention(layer, pos)
     src = _attention_edges(a, pos, layer, resid, threshold, edges)
-    keep_mlp, keep_res = a.mlp > threshold, a.residual > threshold
-    for p, w in zip(pos[keep_mlp].tolist(), a.mlp[keep_mlp].tolist(), strict=True):
-        edges.append(Edge(layer_input(layer, p), mlp_block(layer, p), "mlp", w))
+    kept = _output_edges(layer, pos, a.mlp, a.residual, layer_input, threshold, edges)
+    return torch.cat([src, pos[kept]])
+
+
+def _output_edges(layer: int, pos, mlp, residual, source, threshold: float, edges: list):
+    """The MLP edges (``source`` -> MLP -> block output) and residual edges (``source`` ->
+    block output) above the threshold at ``pos``; returns the mask of positions kept."""
+    keep_mlp, keep_res = mlp > threshold, residual > threshold
+    for p, w in zip(pos[keep_mlp].tolist(), mlp[keep_mlp].tolist(), strict=True):
+        edges.append(Edge(source(layer, p), mlp_block(layer, p), "mlp", w))
         edges.append(Edge(mlp_block(layer, p), resid(layer, p), "mlp", w))
-    for p, w in zip(pos[keep_res].tolist(), a.residual[keep_res].tolist(), strict=True):
-        edges.append(Edge(layer_input(layer, p), resid(layer, p), "residual", w))
-    return torch.cat([src, pos[keep_mlp | keep_res]])
+    for p, w in zip(pos[keep_res].tolist(), residual[keep_res].tolist(), strict=True):
+        edges.append(Edge(source(layer, p), resid(layer, p), "residual", w))
+    return keep_mlp | keep_res
 
 
 def _attention_edges(a, queries, layer: int, target, threshold: float, edges: list):

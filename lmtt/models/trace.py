@@ -136,21 +136,15 @@ class Trace:
         shared expert's gate last)."""
         return self._get("router", layer)
 
-    def attn_out(self, layer: int) -> Float[torch.Tensor, "T d"]:
-        """The attention block's write (parallel blocks, where no residual lies between)."""
-        return self._get("attn_out", layer)
+    def block_write(self, block: str, layer: int) -> Float[torch.Tensor, "T d"]:
+        """What block ``block`` ("attn" or "mlp") writes (parallel blocks, where no residual
+        state lies between the two)."""
+        return self._get(f"{block}_out", layer)
 
-    def mlp_out(self, layer: int) -> Float[torch.Tensor, "T d"]:
-        """The MLP block's write (parallel blocks)."""
-        return self._get("mlp_out", layer)
-
-    def attn_out_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
-        """Scale of the norm the attention write passes through (sandwich and post norms)."""
-        return self._get("attn_out_scale", layer)
-
-    def mlp_out_scale(self, layer: int) -> Float[torch.Tensor, "T 1"]:
-        """Scale of the norm the MLP write passes through (sandwich and post norms)."""
-        return self._get("mlp_out_scale", layer)
+    def out_scale(self, block: str, layer: int) -> Float[torch.Tensor, "T 1"]:
+        """Scale of the norm block ``block``'s write passes through (sandwich and post
+        norms)."""
+        return self._get(f"{block}_out_scale", layer)
 
     def final_scale(self) -> Float[torch.Tensor, "T 1"]:
         """Scale the final norm divided by at each position."""

@@ -54,6 +54,15 @@ _OUT_SCALES = {
 }
 SANDWICH_HOOKS = MappingProxyType(ROTARY_HOOKS | _OUT_SCALES)
 
+# The Llama block (pre-RMSNorm, rotary, gated MLP) and the sandwich block: presets for records.
+LLAMA_LIKE = MappingProxyType(
+    dict(norm="rmsnorm", gated_mlp=True, positions="rotary", hooks=ROTARY_HOOKS)
+)
+SANDWICH_LIKE = MappingProxyType(
+    LLAMA_LIKE
+    | dict(norm_placement="sandwich", out_norms=("ln1_post", "ln2_post"), hooks=SANDWICH_HOOKS)
+)
+
 # What lmtt can do with a model. "routes" is the information-flow graph, logit lens and
 # component views (lmtt.flow); "attention" the classic attention views and context search.
 ROUTES, ATTENTION, MASKED_LM = "routes", "attention", "masked_lm"

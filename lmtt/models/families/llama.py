@@ -1,7 +1,5 @@
 """Llama: pre-RMSNorm, rotary positions, grouped-query attention, gated MLP, no biases."""
 
-from lmtt.models.families.base import ROTARY_HOOKS, Family
+from lmtt.models.families.base import LLAMA_LIKE, Family
 
-FAMILY = Family(
-    "Llama", ("llama",), norm="rmsnorm", gated_mlp=True, positions="rotary", hooks=ROTARY_HOOKS
-)
+FAMILY = Family("Llama", ("llama",), **LLAMA_LIKE)

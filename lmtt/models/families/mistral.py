@@ -1,7 +1,5 @@
 """Mistral: the Llama block (pre-RMSNorm, rotary, grouped-query attention, gated MLP)."""
 
-from lmtt.models.families.base import ROTARY_HOOKS, Family
+from lmtt.models.families.base import LLAMA_LIKE, Family
 
-FAMILY = Family(
-    "Mistral", ("mistral",), norm="rmsnorm", gated_mlp=True, positions="rotary", hooks=ROTARY_HOOKS
-)
+FAMILY = Family("Mistral", ("mistral",), **LLAMA_LIKE)

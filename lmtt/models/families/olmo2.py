@@ -3,17 +3,9 @@ queries and keys."""
 
 from types import MappingProxyType
 
-from lmtt.models.families.base import SANDWICH_HOOKS, Family
+from lmtt.models.families.base import SANDWICH_HOOKS, SANDWICH_LIKE, Family
 
+_NO_INPUT_NORMS = {k: v for k, v in SANDWICH_HOOKS.items() if k not in ("ln1_scale", "ln2_scale")}
 FAMILY = Family(
-    "OLMo 2",
-    ("olmo2",),
-    norm="rmsnorm",
-    norm_placement="sandwich",
-    out_norms=("ln1_post", "ln2_post"),
-    gated_mlp=True,
-    positions="rotary",
-    hooks=MappingProxyType(
-        {k: v for k, v in SANDWICH_HOOKS.items() if k not in ("ln1_scale", "ln2_scale")}
-    ),
+    "OLMo 2", ("olmo2",), **(SANDWICH_LIKE | {"hooks": MappingProxyType(_NO_INPUT_NORMS)})
 )
