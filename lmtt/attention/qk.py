@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 
+from lmtt.attention.views import require_qk
 from lmtt.models.trace import Trace
 
 
@@ -28,6 +29,7 @@ class QKBreakdown:
 
 def qk_breakdown(trace: Trace, layer: int, head: int, query: int) -> QKBreakdown:
     """The breakdown from a trace holding ``layer``'s queries and keys."""
+    require_qk(trace, "q·k breakdown")
     trace.check(layer, head, query)
     q = trace.queries(layer)[query, head]
     keys = trace.keys(layer)[:, head]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from jaxtyping import Float
 
-from lmtt.attention.views import capture_attention
+from lmtt.attention.views import capture_attention, require_qk
 from lmtt.corpus.readers import read_corpus
 from lmtt.errors import AttentionViewError, check_index
 from lmtt.models.trace import Trace
@@ -82,6 +82,7 @@ def query_key_map(
     """Map one head's queries and keys from traces that hold ``layer``'s queries and keys."""
     qs, ks, pos, tok, sent = [], [], [], [], []
     for i, trace in enumerate(traces):
+        require_qk(trace, "query-key map")
         trace.check(layer, head)
         qs.append(trace.queries(layer)[:, head])
         ks.append(trace.keys(layer)[:, head])

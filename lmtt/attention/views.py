@@ -24,17 +24,29 @@ def capture_attention(
     hidden: bool = False,
     layers: Iterable[int] | None = None,
 ) -> Trace:
-    """One forward pass keeping every layer's (or ``layers``') pattern, queries and keys;
+    """One forward pass keeping every layer's (or ``layers``') pattern, queries and keys (the
+    pattern only, for a family whose queries and keys do not rebuild it: see require_qk);
     ``hidden`` also keeps the residual stream (``trace.residual_stream()``). The trace's
     logits are the model's output (for a masked LM, its predictions)."""
     L = model.dims.n_layers
     layers = range(L) if layers is None else [check_index("Layer", x, L) for x in layers]
     if not layers:
         raise AttentionViewError("No layer asked for: pass at least one layer.")
-    wanted = {(kind, layer) for kind in VIEW_CAPTURE for layer in layers}
+    kinds = {"pattern"} if model.family.qk_refusal else VIEW_CAPTURE
+    wanted = {(kind, layer) for kind in kinds for layer in layers}
     if hidden:  # the whole residual stream, whatever the layers
         wanted |= {("resid_pre", layer) for layer in range(L)}
     return trace_activations(model, text, wanted)
+
+
+def require_qk(trace: Trace, view: str) -> None:
+    """Refuse a view built from queries and keys where they do not rebuild the pattern."""
+    reason = trace.family.qk_refusal
+    if reason:
+        raise AttentionViewError(
+            f"The {view} needs queries and keys that reproduce {trace.family.name}'s attention, "
+            f"and {reason}. The head view and model view show its exact patterns."
+        )
 
 
 def view_layers(trace: Trace) -> tuple[int, ...]:

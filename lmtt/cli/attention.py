@@ -42,9 +42,7 @@ def cmd_attention(args) -> int:
     trace = capture_attention(model, text)
     trace.check(args.layer, args.head)
     query = check_index("Token position", args.query, trace.n_tokens, negative=True)
-    b = qk_breakdown(trace, args.layer, args.head, query)
     model_png, model_svg = figure_png_svg(model_view_static(trace))
-    qk_png, qk_svg = figure_png_svg(qk_breakdown_static(b))
     files = {
         "head_view.html": head_view_html(trace, args.layer).encode(),
         "head_view.svg": head_view_svg(trace, args.layer).encode(),
@@ -54,11 +52,15 @@ def cmd_attention(args) -> int:
         "head.png": figure_bytes(
             attention_diagram(trace.pattern(args.layer)[args.head], list(trace.token_strs), "")
         ),
-        "qk.png": qk_png,
-        "qk.svg": qk_svg,
     }
+    note = ""
+    if trace.family.qk_refusal:  # the patterns are exact; the q.k breakdown is not yet
+        note = f" (no q·k breakdown: {trace.family.qk_refusal})"
+    else:
+        b = qk_breakdown(trace, args.layer, args.head, query)
+        files["qk.png"], files["qk.svg"] = figure_png_svg(qk_breakdown_static(b))
     common.write_files(out, files)
-    common.console().print(f"wrote {', '.join(files)} to {out}")
+    common.console().print(f"wrote {', '.join(files)} to {out}{note}")
     return 0
 
 

@@ -10,6 +10,8 @@ def cmd_models(args) -> int:
 
     from lmtt.models.catalog import load_model_catalog
 
+    if args.families:
+        return _families(args.markdown)
     catalog = load_model_catalog()
     table = Table(title="Models offered by name (configs/models.yaml)")
     for col in ("name", "weights", "description"):
@@ -22,6 +24,32 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _families(markdown: bool) -> int:
+    """The support matrix: every family lmtt knows and what it does with it."""
+    from rich.table import Table
+
+    from lmtt.models.families import support_matrix
+
+    rows = support_matrix()
+    if markdown:
+        print(family_table_markdown(rows))
+        return 0
+    table = Table(title="Model families (the records in lmtt/models/families)")
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row.values())
+    common.console().print(table)
+    return 0
+
+
+def family_table_markdown(rows: list[dict[str, str]]) -> str:
+    header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0])
+    return "\n".join([header, *("| " + " | ".join(r.values()) + " |" for r in rows)])
+
+
 def add_commands(sub) -> None:
     help = "the models offered by name, and where their weights are"
-    common.command(sub, "models", help, cmd_models, model=False)
+    p = common.command(sub, "models", help, cmd_models, model=False)
+    p.add_argument("--families", action="store_true", help="the model families supported")
+    p.add_argument("--markdown", action="store_true", help="with --families: a Markdown table")

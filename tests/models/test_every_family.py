@@ -64,3 +64,20 @@ def test_invariants(family_model):
         assert routes(trace, None, threshold) == full.prune(None, threshold)
     graph = routes(trace, threshold=0.05)
     assert any(e.kind == "attention" for e in graph.edges)
+
+
+def test_queries_and_keys_rebuild_the_pattern_or_their_views_are_refused(family_model):
+    from lmtt.attention.qk import qk_breakdown
+    from lmtt.attention.views import capture_attention
+    from lmtt.errors import AttentionViewError
+
+    arch, _, model = family_model
+    trace = capture_attention(model, PROMPT)
+    if model.family.qk_refusal:
+        with pytest.raises(AttentionViewError, match="head view and model view"):
+            qk_breakdown(trace, 0, 0, trace.n_tokens - 1)
+        return
+    for layer in range(trace.n_layers):
+        scores = torch.einsum("qhd,khd->hqk", trace.queries(layer), trace.keys(layer))
+        scores = (scores * trace.attention_scale).masked_fill(~trace.key_mask(), float("-inf"))
+        torch.testing.assert_close(scores.softmax(-1), trace.pattern(layer), atol=1e-5, rtol=1e-4)

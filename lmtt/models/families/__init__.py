@@ -47,3 +47,29 @@ def family_for(model_type: str, where: str, config: dict | None = None) -> Famil
     raise UnsupportedArchitectureError(
         f"{where}: {reason}, which lmtt does not handle yet. Supported: {supported_text()}."
     )
+
+
+def _layout(f: Family) -> str:
+    if f.parallel:
+        return "parallel attention and MLP"
+    where = {"pre": "pre-norm", "sandwich": "norms on each write", "post": "post-norm"}
+    return where[f.norm_placement] + (" encoder" if f.is_encoder else "")
+
+
+def support_matrix() -> list[dict[str, str]]:
+    """One row per supported family: what lmtt does with it (generated from the records)."""
+    yes = "yes"
+    rows = []
+    for f in SUPPORTED:
+        rows.append({
+            "family": f.name,
+            "model_type": ", ".join(f.model_types),
+            "layout": _layout(f),
+            "positions": f.positions,
+            "routes": yes if ROUTES in f.supports else "no",
+            "neurons": ("expert units" if f.moe else yes) if ROUTES in f.supports else "no",
+            "attention views": ("patterns (q·k views: not yet)" if f.qk_refusal else yes)
+            if ATTENTION in f.supports else "no",
+            "masked LM": yes if MASKED_LM in f.supports else "no",
+        })  # fmt: skip
+    return rows

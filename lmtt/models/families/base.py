@@ -67,6 +67,7 @@ SANDWICH_LIKE = MappingProxyType(
 # component views (lmtt.flow); "attention" the classic attention views and context search.
 ROUTES, ATTENTION, MASKED_LM = "routes", "attention", "masked_lm"
 VIEW_KINDS = frozenset(("resid_pre", "resid_post", "pattern", "q", "k"))
+NO_ROTATED_QK = "the bridge does not expose this family's rotated queries and keys yet"
 _NORM_SCALES = frozenset(("ln1_scale", "ln2_scale", "final_scale"))
 
 
@@ -91,6 +92,9 @@ class Family:
     supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
     hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
     refusal: str = ""  # for a family lmtt refuses: why, in one clause
+    # Why its queries and keys do not reproduce its pattern yet ("" when they do): then the
+    # views that need them (q.k breakdown, query-key map) are refused; the patterns are exact.
+    qk_refusal: str = ""
     # Variants refused by their config: (config field, value, why, in one clause)
     refused_configs: tuple[tuple[str, object, str], ...] = ()
 
@@ -126,7 +130,8 @@ class Family:
         if ATTENTION in self.supports:
             kinds |= VIEW_KINDS
         derived = {"mlp_post", "router"} if self.moe else set()  # computed, not hooked
-        return (kinds & frozenset(self.hooks)) | (kinds & derived) | (derived & {"router"})
+        kinds = (kinds & frozenset(self.hooks)) | (kinds & derived) | (derived & {"router"})
+        return kinds - {"q", "k"} if self.qk_refusal else kinds
 
     def config_refusal(self, config: dict) -> str:
         """Why this variant is refused ("" when it is supported)."""

@@ -3,4 +3,11 @@ an embedding LayerNorm, biases everywhere."""
 
 from lmtt.models.families.base import Family
 
-FAMILY = Family("BLOOM", ("bloom",), attention_bias=True, mlp_bias=True, positions="alibi")
+FAMILY = Family(
+    "BLOOM",
+    ("bloom",),
+    attention_bias=True,
+    mlp_bias=True,
+    positions="alibi",
+    qk_refusal="ALiBi's position biases on the scores are not rebuilt from q and k yet",
+)

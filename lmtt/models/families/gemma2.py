@@ -3,4 +3,10 @@
 
 from lmtt.models.families.base import SANDWICH_LIKE, Family
 
-FAMILY = Family("Gemma 2", ("gemma2",), norm_offset=1.0, **SANDWICH_LIKE)
+FAMILY = Family(
+    "Gemma 2",
+    ("gemma2",),
+    norm_offset=1.0,
+    **SANDWICH_LIKE,
+    qk_refusal="soft-capping, query scaling and sliding windows are not rebuilt from q and k yet",
+)

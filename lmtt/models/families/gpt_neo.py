@@ -3,4 +3,9 @@ query-key products, and no query, key or value biases."""
 
 from lmtt.models.families.base import Family
 
-FAMILY = Family("GPT-Neo", ("gpt_neo",), mlp_bias=True)
+FAMILY = Family(
+    "GPT-Neo",
+    ("gpt_neo",),
+    mlp_bias=True,
+    qk_refusal="its local-attention layers and unscaled scores are not rebuilt from q and k yet",
+)

@@ -1,5 +1,10 @@
 """Phi-3: the Llama block with fused query-key-value and gate-up projections."""
 
-from lmtt.models.families.base import LLAMA_LIKE, Family
+from lmtt.models.families.base import LLAMA_LIKE, NO_ROTATED_QK, Family
 
-FAMILY = Family("Phi-3", ("phi3",), **LLAMA_LIKE)
+FAMILY = Family(
+    "Phi-3",
+    ("phi3",),
+    **LLAMA_LIKE,
+    qk_refusal=NO_ROTATED_QK,
+)

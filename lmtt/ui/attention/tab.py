@@ -41,6 +41,14 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
         key="attn_query",
     )
     view = st.radio("view", VIEWS, horizontal=True, key="attn_view")
+    try:
+        _view(view, model, model_key, prompt, trace, layer, head, query)
+    except LmttError as e:  # e.g. a family whose queries and keys do not rebuild its pattern
+        st.info(str(e))
+
+
+def _view(view: str, model, model_key: tuple, prompt: str, trace: Trace, layer: int,
+          head: int, query: int) -> None:  # fmt: skip
     if view == "head view":
         _head_view(trace, layer)
     elif view == "model view":
