@@ -1,12 +1,17 @@
-"""Benchmark: plain forward vs run_trace vs lazy routes vs full graph, GPT-2-small shape.
+"""Benchmark: a plain transformers forward vs run_trace, lazy routes and the full graph.
 
-Builds a random GPT-2-small-shaped model (12 layers, 12 heads, d_model 768, n_ctx 1024, the
-real GPT-2 vocabulary) as a Hugging Face folder, then for each prompt length T measures every
-phase in a fresh subprocess (so each peak RSS is that phase's own) and prints a table; the
-results are saved as JSON.
+For each family (default: GPT-2, Llama, GPT-NeoX), builds a random model of GPT-2-small shape
+(12 layers, 12 heads, d_model 768, d_mlp 3072, the real GPT-2 vocabulary) as a Hugging Face
+folder, then for each prompt length T measures every phase in a fresh subprocess (so each peak
+RSS is that phase's own). The denominator of every ratio is ``hf``: a plain transformers
+forward of the same model and tokens (sdpa attention, no hooks). Every phase reports the wall
+time and the CPU time of its process; ``--threads 1`` (the default) makes them single-threaded
+so the CPU time is the work itself, whatever else the machine does. Prints a table and saves
+JSON in scripts/results/.
 
-    python scripts/bench_routes.py                 # T = 64, 256, 1024 on the CPU
-    python scripts/bench_routes.py --device cuda --lengths 64 256 1024 4096
+    python scripts/bench_routes.py                            # T = 256 and 1024 on the CPU
+    python scripts/bench_routes.py --threads 2 --lengths 1024
+    python scripts/bench_routes.py --device cuda --lengths 1024 4096
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("forward", "trace", "lazy_routes", "full_graph")
+PHASES = ("hf", "trace", "lazy_routes", "full_graph")
+FAMILIES = ("gpt2", "llama", "gpt_neox")
 
 
-def build_model(folder: Path, n_ctx: int) -> None:
+def build_model(folder: Path, arch: str, n_ctx: int) -> None:
     from lmtt.testing import make_tiny_model
 
     if (folder / "model.safetensors").exists():
@@ -35,120 +41,124 @@ def build_model(folder: Path, n_ctx: int) -> None:
     tokenizer = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
     if not tokenizer.is_dir():
         sys.exit(f"bench: the GPT-2 tokenizer is missing at {tokenizer} (../shared/data)")
-    print(f"bench: writing a random GPT-2-small-shaped model to {folder} ...", flush=True)
-    make_tiny_model(
-        folder,
-        "gpt2",
-        n_layers=12,
-        d_model=768,
-        n_heads=12,
-        d_mlp=3072,
-        n_ctx=n_ctx,
-        init_std=0.02,
-        tokenizer_folder=tokenizer,
-    )
+    print(f"bench: writing a random GPT-2-small-shaped {arch} model to {folder} ...", flush=True)
+    make_tiny_model(folder, arch, n_layers=12, d_model=768, n_heads=12, n_kv_heads=12,
+                    d_mlp=3072, n_ctx=n_ctx, init_std=0.02, tokenizer_folder=tokenizer)  # fmt: skip
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_phase(folder: str, phase: str, T: int, device: str, repeats: int) -> dict:
-    """Runs in the child process: one phase at one length; returns seconds and peak RSS."""
-    import torch
+def _phase(phase: str, folder: str, tokens, device: str):
+    """The work of one phase, as a function to time (setup done here, outside the timing)."""
 
     from lmtt.flow.graph import build_graph, routes
     from lmtt.models import load_model
     from lmtt.models.trace import run_trace
 
-    model = load_model(folder, device=device)
-    gen = torch.Generator().manual_seed(T)
-    tokens = torch.randint(0, model.dims.d_vocab, (T,), generator=gen)
-    warm = run_trace(model, tokens[:16])
-    routes(warm, threshold=0.04)  # JIT-compile the kernel outside the timing
-    trace = run_trace(model, tokens) if phase in ("lazy_routes", "full_graph") else None
+    if phase == "hf":
+        from transformers import AutoModelForCausalLM
 
-    def sync():
+        hf = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa")
+        hf = hf.eval().to(device)
+        ids = tokens[None].to(device)
+        return lambda: hf(ids)
+    model = load_model(folder, device=device)
+    routes(run_trace(model, tokens[:16]), threshold=0.04)  # compile the kernel, warm up
+    if phase == "trace":
+        return lambda: run_trace(model, tokens)
+    trace = run_trace(model, tokens)
+    if phase == "lazy_routes":
+        return lambda: routes(trace, [len(tokens) - 1], 0.04)
+    return lambda: build_graph(trace)
+
+
+def run_phase(folder: str, phase: str, T: int, device: str, repeats: int) -> dict:
+    """Runs in the child process: one phase at one length; returns times and peak RSS."""
+    import torch
+
+    gen = torch.Generator().manual_seed(T)
+    tokens = torch.randint(0, 50257, (T,), generator=gen)
+    work = _phase(phase, folder, tokens, device)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        with torch.inference_mode():
+            work()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-
-    def once():
-        if phase == "forward":
-            with torch.inference_mode():
-                model.bridge(tokens[None].to(model.device))
-        elif phase == "trace":
-            run_trace(model, tokens)
-        elif phase == "lazy_routes":
-            routes(trace, [T - 1], 0.04)
-        else:
-            build_graph(trace)
-        sync()
-
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "peak_rss_mb": _peak_rss_mb()}
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
-def measure(folder: Path, T: int, device: str) -> dict:
-    """One row of the table: every phase at length T, each in a fresh process."""
-    row = {"T": T}
+def measure(folder: Path, arch: str, T: int, device: str, threads: int) -> dict:
+    """One row: every phase at length T, each in a fresh process."""
+    row = {"family": arch, "T": T}
     for phase in PHASES:
-        repeats = 3 if T <= 256 else 1
-        cmd = [sys.executable, __file__, "--device", device, "--child", str(folder), phase,
-               str(T), str(repeats)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        repeats = 3 if T <= 256 else 2
+        cmd = [sys.executable, __file__, "--device", device, "--threads", str(threads),
+               "--child", str(folder), phase, str(T), str(repeats)]  # fmt: skip
+        # numba's kernels get the same thread count (its idle workers would spin otherwise)
+        env = os.environ | {"OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
-            sys.exit(f"bench: {phase} at T={T} failed:\n{done.stderr[-2000:]}")
+            sys.exit(f"bench: {arch} {phase} at T={T} failed:\n{done.stderr[-2000:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        row[f"{phase}_s"] = round(result["seconds"], 3)
+        for key in ("wall", "cpu"):
+            row[f"{phase}_{key}_s"] = round(result[key], 3)
         row[f"{phase}_peak_mb"] = round(result["peak_rss_mb"])
         print(
-            f"  T={T:5d} {phase:12s} {result['seconds']:8.3f} s "
-            f"peak {result['peak_rss_mb']:7.0f} MB",
+            f"  {arch:9s} T={T:5d} {phase:12s} wall {result['wall']:8.3f} s  "
+            f"cpu {result['cpu']:8.3f} s  peak {result['peak_rss_mb']:6.0f} MB",
             flush=True,
         )
-    row["lazy_over_forward"] = round(row["lazy_routes_s"] / row["forward_s"], 2)
-    row["full_over_forward"] = round(row["full_graph_s"] / row["forward_s"], 2)
+    for phase in PHASES[1:]:
+        row[f"{phase}_over_hf"] = round(row[f"{phase}_cpu_s"] / row["hf_cpu_s"], 2)
     return row
 
 
-def print_table(rows: list[dict]) -> None:
-    header = (
-        "| T | forward s | run_trace s | lazy routes s | full graph s | lazy / fwd | "
-        "full / fwd | peak MB (fwd / trace / lazy / full) |"
-    )
-    print("\n" + header + "\n|" + "---|" * 8)
+def print_table(rows: list[dict], threads: int) -> None:
+    print("\n| family | T | hf s | run_trace s | lazy routes s | full graph s | trace / hf | "
+          "lazy / hf | full / hf | peak MB (hf / trace / full) |\n|" + "---|" * 10)  # fmt: skip
     for r in rows:
         print(
-            f"| {r['T']} | {r['forward_s']:.3f} | {r['trace_s']:.3f} | "
-            f"{r['lazy_routes_s']:.3f} | {r['full_graph_s']:.3f} | {r['lazy_over_forward']} | "
-            f"{r['full_over_forward']} | {r['forward_peak_mb']} / {r['trace_peak_mb']} / "
-            f"{r['lazy_routes_peak_mb']} / {r['full_graph_peak_mb']} |"
+            f"| {r['family']} | {r['T']} | {r['hf_cpu_s']:.3f} | {r['trace_cpu_s']:.3f} | "
+            f"{r['lazy_routes_cpu_s']:.3f} | {r['full_graph_cpu_s']:.3f} | "
+            f"{r['trace_over_hf']} | {r['lazy_routes_over_hf']} | {r['full_graph_over_hf']} | "
+            f"{r['hf_peak_mb']} / {r['trace_peak_mb']} / {r['full_graph_peak_mb']} |"
         )
+    print(f"(CPU seconds of each phase's process, {threads} thread(s); wall times in the JSON)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model-dir", default=str(ROOT / "bench-results" / "gpt2-small-random"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in each phase")
     parser.add_argument("--out", default=None, help="JSON path (default scripts/results/...)")
     parser.add_argument("--child", nargs=4, metavar=("FOLDER", "PHASE", "T", "REPEATS"))
     args = parser.parse_args()
     if args.child:
+        import torch
+
+        torch.set_num_threads(args.threads)
         folder, phase, T, repeats = args.child
         print(json.dumps(run_phase(folder, phase, int(T), args.device, int(repeats))))
         return
-    folder = Path(args.model_dir)
-    build_model(folder, n_ctx=max(1024, max(args.lengths)))
-    rows = [measure(folder, T, args.device) for T in args.lengths]
-    print_table(rows)
+    rows = []
+    for arch in args.families:
+        folder = ROOT / "bench-results" / f"{arch}-small-random"
+        build_model(folder, arch, n_ctx=max(1024, max(args.lengths)))
+        rows += [measure(folder, arch, T, args.device, args.threads) for T in args.lengths]
+    print_table(rows, args.threads)
     out = Path(args.out or ROOT / "scripts" / "results" / f"bench_routes_{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device}
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
+               "threads": args.threads}  # fmt: skip
     out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     print(f"\nsaved {out}")
 
