@@ -102,3 +102,7 @@ class NeuronIndexError(IndexFolderError):
 
 class ContextIndexError(IndexFolderError):
     """A context-index folder or query problem."""
+
+
+class InterventionError(LmttError):
+    """An intervention, metric or verification that cannot be run as asked."""

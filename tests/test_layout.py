@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
-WINGS = ("models", "flow", "attention", "index", "corpus", "viz", "ui", "cli")
+WINGS = ("models", "flow", "attention", "causal", "index", "corpus", "viz", "ui", "cli")
 BASE = ("errors", "config", "jit", "testing", "io", "memory", "hosting")
 
 

@@ -80,6 +80,21 @@ class LoadedModel:
                 return_cache_object=False,
             )
 
+    def run_with_hooks(
+        self, inputs: torch.Tensor, fwd_hooks: list, start_layer: int = 0, grad: bool = False
+    ) -> torch.Tensor:
+        """One forward pass with the given ``(hook name, fn)`` hooks, removed when it returns
+        (under the lock): the logits [B, T, V]. ``inputs`` are tokens [B, T] or, with
+        ``start_layer`` > 0, the residual [B, T, D] entering that block. With ``grad`` the pass
+        builds the autograd graph. Use :mod:`lmtt.models.intervene`."""
+        inputs = inputs.to(torch.device(self.device))
+        if inputs.is_floating_point():  # a residual: in the weights' dtype
+            inputs = inputs.to(next(self._bridge.parameters()).dtype)
+        start = {"start_at_layer": start_layer} if start_layer else {}
+        context = torch.enable_grad() if grad else torch.inference_mode()
+        with self._lock, context:
+            return self._bridge.run_with_hooks(inputs, fwd_hooks=fwd_hooks, **start)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Plain forward pass, no hooks: logits [B, T, V] on the model's device."""
         with torch.inference_mode():

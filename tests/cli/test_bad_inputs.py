@@ -93,6 +93,26 @@ def cases(w: dict) -> list[tuple[str, list[str]]]:
         ("qk-map --layer 99", ["qk-map", *g, "--corpus", c, "--layer", "99", "--head", "0",
                                "--out", out, "--quiet"]),
     ]  # fmt: skip
+    cf = ["patch", *g, "the cat", "--counterfactual"]
+    numbers += [
+        ("verify --threshold 1", ["verify", *g, "hi", "--threshold", "1"]),
+        ("verify --curve one value", ["verify", *g, "hi", "--curve", "0.1"]),
+        ("verify --curve text", ["verify", *g, "hi", "--curve", "a,b"]),
+        ("verify --min-share 2", ["verify", *g, "hi", "--min-share", "2"]),
+        ("verify --target 99", ["verify", *g, "hi", "--target", "99"]),
+        ("verify --token of many tokens", ["verify", *g, "hi", "--token", "the cat sat"]),
+        ("verify --token id 10^9", ["verify", *g, "hi", "--token", "1000000000"]),
+        ("verify --foil is the token", ["verify", *g, "hi", "--token", "5", "--foil", "5"]),
+        ("verify contrast without foil", ["verify", *g, "hi", "--metric", "contrast"]),
+        ("patch lengths differ", [*cf, "a much longer counterfactual prompt"]),
+        ("patch --align text", [*cf, "the dog", "--align", "x,y"]),
+        ("patch --align wrong count", [*cf, "the dog", "--align", "0"]),
+        ("patch --align out of range", [*cf, "the dog", "--align", "0,99"]),
+        ("patch --align negative", [*cf, "the dog", "--align", "0,-1"]),
+        ("patch empty counterfactual", [*cf, ""]),
+        ("verify --out is a file", ["verify", *g, "hi", "--out", f]),
+        ("patch --out is a file", [*cf, "the dog", "--out", f]),
+    ]  # fmt: skip
     index = ["index-neurons", *g, "--corpus", c, "--quiet"]
     numbers += [
         (f"index-neurons {flag} {value}", [*index, flag, value, "--out", out])

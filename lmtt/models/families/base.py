@@ -51,8 +51,23 @@ PARALLEL_HOOKS = MappingProxyType(
 _OUT_SCALES = {
     "attn_out_scale": "blocks.{layer}.ln1_post.hook_scale",
     "mlp_out_scale": "blocks.{layer}.ln2_post.hook_scale",
+    "attn_added": "blocks.{layer}.ln1_post.hook_out",  # what the residual adds: the normed write
 }
 SANDWICH_HOOKS = MappingProxyType(ROTARY_HOOKS | _OUT_SCALES)
+
+# Where interventions (lmtt.models.intervene) edit, unless a family names its own: one head's
+# output before W_O ("z"), and each block's write as its module returns it (before any post
+# norm). Post-norm records add "mid_sum"/"post_sum": the sums their norms read. The bridge's
+# resid_mid hook feeds the MLP's norm only (the block adds the unedited sum), so a skip is
+# removed at resid_mid and at resid_post together (lmtt.causal.removal).
+EDIT_HOOKS = MappingProxyType(
+    {
+        "z": "blocks.{layer}.attn.hook_z",
+        "attn_write": "blocks.{layer}.attn.hook_out",
+        "mlp_write": "blocks.{layer}.mlp.hook_out",
+        "attn_added": "blocks.{layer}.attn.hook_out",  # the term the residual adds (read only)
+    }
+)
 
 # The Llama block (pre-RMSNorm, rotary, gated MLP) and the sandwich block: presets for records.
 LLAMA_LIKE = MappingProxyType(
@@ -139,7 +154,10 @@ class Family:
                      if config.get(key) == value), "")  # fmt: skip
 
     def hook_name(self, kind: str, layer: int | None = None) -> str:
-        return self.hooks[kind].format(layer=layer)
+        template = self.hooks.get(kind) or EDIT_HOOKS.get(kind)
+        if template is None:
+            raise KeyError(kind)
+        return template.format(layer=layer)
 
 
 def refused(name: str, model_types: tuple[str, ...], reason: str) -> Family:

@@ -26,6 +26,10 @@ FAMILY = Family(
             "resid_mid": "blocks.{layer}.ln1.hook_out",  # the attention block's normed sum
             "attn_out_scale": "blocks.{layer}.ln1.hook_scale",
             "mlp_out_scale": "blocks.{layer}.ln2.hook_scale",
+            # interventions: the attention's write before the norm, and the sums the norms read
+            "attn_write": "blocks.{layer}.attn.o.hook_out",
+            "mid_sum": "blocks.{layer}.ln1.hook_in",
+            "post_sum": "blocks.{layer}.ln2.hook_in",
         }
     ),
 )
