@@ -44,7 +44,7 @@ class Agreement:
     n_edges: int
     without_effect: int  # edges whose knockout moves the metric by less than min_share
     min_share: float
-    proximity_vs_effect: float  # Spearman(proximity, |effect|)
+    weight_vs_effect: float  # Spearman(|edge weight|, |effect|): the graph's own score
     attribution_vs_effect: float | None  # Spearman(|attribution|, |effect|)
     attribution_signed: float | None  # Spearman(attribution, effect)
 
@@ -53,14 +53,14 @@ class Agreement:
 
 
 def agreement(effects: EdgeEffects, span: float, min_share: float = 0.01) -> Agreement:
-    weights = torch.tensor([e.weight for e in effects.edges])
+    weights = torch.tensor([abs(e.weight) for e in effects.edges])
     size = effects.effect.abs()
     attribution = effects.attribution
     return Agreement(
         n_edges=len(effects.edges),
         without_effect=int((~measured(effects, span, min_share)).sum()),
         min_share=min_share,
-        proximity_vs_effect=spearman(weights, size),
+        weight_vs_effect=spearman(weights, size),
         attribution_vs_effect=None if attribution is None else spearman(attribution.abs(), size),
         attribution_signed=None if attribution is None else spearman(attribution, effects.effect),
     )

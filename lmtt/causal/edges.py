@@ -93,6 +93,8 @@ def knockout_effects(
     """Each edge's knockout effect, one batch row per distinct removal (the two MLP edges of
     a block share one)."""
     removals = [edge_intervention(e) for e in edges]
+    if not removals:
+        return torch.zeros(0)
     unique = list(dict.fromkeys(removals))
     order = sorted(range(len(unique)), key=lambda i: -unique[i].target.layer)  # deep first
     values = run_scenarios(
@@ -109,6 +111,8 @@ def attribution_scores(
     """(the metric, each edge's first-order knockout estimate) from one forward and one
     backward pass: gradient at the edited activation times the part the removal takes out."""
     removals = [edge_intervention(e) for e in edges]
+    if not removals:
+        return float(metric(trace.logits[None])), torch.zeros(0)
     points = set()
     for r in removals:
         t = r.target

@@ -16,7 +16,7 @@ thresholds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Float
@@ -26,9 +26,11 @@ from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_edits
 from lmtt.causal.run import batch_size
 from lmtt.errors import InterventionError
-from lmtt.flow.graph import RouteGraph
+from lmtt.flow.graph import Edge, RouteGraph
 from lmtt.models.intervene import HookEdit, run_edited
 from lmtt.models.trace import Trace
+
+CURVE = (0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3)  # default thresholds
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,13 @@ def masked_metric(
     model, trace: Trace, masks: Sequence[EdgeMask], metric: Metric
 ) -> Float[torch.Tensor, " B"]:
     """The metric with only each mask's edges kept (one batch row per mask)."""
-    size, out = batch_size(trace), []
+    size, out = batch_size(trace, n_positions=1), []
     for i in range(0, len(masks), size):
         chunk = masks[i : i + size]
         tokens = trace.tokens.unsqueeze(0).expand(len(chunk), -1)
-        logits, _ = run_edited(model, tokens, mask_edits(model, chunk))
-        out.append(metric(logits))
+        edits = mask_edits(model, chunk)
+        logits, _ = run_edited(model, tokens, edits, positions=[metric.position])
+        out.append(metric.at_first(logits))
     return torch.cat(out)
 
 
@@ -116,6 +119,14 @@ class Faithfulness:
     n_edges: tuple[int, ...]
     completeness: tuple[float, ...]
     complement: tuple[float, ...] | None
+
+    def without_first(self) -> Faithfulness:
+        """The same without the first graph (e.g. the routes shown, ahead of a curve's)."""
+        return replace(
+            self, thresholds=self.thresholds[1:], n_edges=self.n_edges[1:],
+            completeness=self.completeness[1:],
+            complement=None if self.complement is None else self.complement[1:],
+        )  # fmt: skip
 
     @property
     def completeness_area(self) -> float:
@@ -148,6 +159,14 @@ def _area(x: Sequence[float], y: Sequence[float]) -> float:
     return area / (xs[-1] - xs[0])
 
 
+def _check_span(span: float) -> None:
+    if abs(span) < 1e-9:
+        raise InterventionError(
+            "The metric is the same with every edge removed as in the clean run, so shares of "
+            "it are undefined: pick another metric or target."
+        )
+
+
 def faithfulness(
     model,
     trace: Trace,
@@ -163,11 +182,7 @@ def faithfulness(
     values = masked_metric(model, trace, [*masks, EdgeMask.full(L, T, keep=False)], metric)
     clean, base = float(metric(trace.logits[None])), float(values[-1])
     span = clean - base
-    if abs(span) < 1e-9:
-        raise InterventionError(
-            "The metric is the same with every edge removed as in the clean run, so shares of "
-            "it are undefined: pick another metric or target."
-        )
+    _check_span(span)
     n = len(graphs)
     share = [(float(v) - base) / span for v in values[:n]]
     lost = [(clean - float(v)) / span for v in values[n : 2 * n]] if complement else None
@@ -180,3 +195,30 @@ def faithfulness(
         tuple(share),
         None if lost is None else tuple(lost),
     )
+
+
+def effects_within(
+    model, trace: Trace, graph: RouteGraph, metric: Metric
+) -> tuple[float, dict[Edge, float]]:
+    """(completeness of ``graph``, each edge's effect within it): with only the graph's edges
+    kept, how much of the metric's span removing that edge too costs (one batch row per
+    removal; the two MLP edges of a block are one removal). An edge that is redundant with a
+    path outside the graph has no effect alone but can have one here."""
+    from lmtt.causal.edges import edge_intervention
+
+    L, T = trace.n_layers, trace.n_tokens
+    removals = [edge_intervention(e) for e in graph.edges]
+    unique = list(dict.fromkeys(removals))
+    masks = [EdgeMask.of_graph(graph, L)]
+    for r in unique:
+        rest = tuple(e for e, x in zip(graph.edges, removals, strict=True) if x != r)
+        masks.append(EdgeMask.of_graph(replace(graph, edges=rest), L))
+    values = masked_metric(model, trace, [*masks, EdgeMask.full(L, T, keep=False)], metric)
+    clean, base = float(metric(trace.logits[None])), float(values[-1])
+    span = clean - base
+    _check_span(span)
+    kept = float(values[0])
+    by_removal = {r: (kept - float(v)) / span for r, v in zip(unique, values[1:-1], strict=True)}
+    return (kept - base) / span, {
+        e: by_removal[r] for e, r in zip(graph.edges, removals, strict=True)
+    }

@@ -3,7 +3,7 @@ read at one position of the logits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Float
@@ -30,6 +30,10 @@ class Metric:
         if self.kind == "logit":
             return row[:, self.target]
         return row[:, self.target] - row[:, self.foil]
+
+    def at_first(self, logits: Float[torch.Tensor, "B P V"]) -> Float[torch.Tensor, " B"]:
+        """The metric of logits whose first position is this metric's (sliced logits)."""
+        return replace(self, position=0)(logits)
 
     def describe(self, vocab) -> str:
         t = repr(vocab[self.target])

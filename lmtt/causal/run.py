@@ -33,7 +33,7 @@ from lmtt.models.intervene import HookEdit, Key, run_edited
 from lmtt.models.trace import Trace
 
 DEFAULT_BATCH = 16
-LOGITS_BUDGET_MB = 1024.0  # the batch's logits [B, T, V] stay under this
+LOGITS_BUDGET_MB = 1024.0  # the batch's logits [B, T or 1, V] stay under this
 
 
 @dataclass
@@ -134,9 +134,11 @@ def _value(iv: Intervention, key: Key, reference: Reference | None) -> torch.Ten
     return reference.value(key, index[0], index[1:])
 
 
-def batch_size(trace: Trace, batch: int = DEFAULT_BATCH) -> int:
-    """Rows per forward pass: ``batch``, fewer when the logits would pass the budget."""
-    row_bytes = trace.n_tokens * trace.dims.d_vocab * 4 * 2  # the logits and their softmax
+def batch_size(trace: Trace, batch: int = DEFAULT_BATCH, n_positions: int | None = None) -> int:
+    """Rows per forward pass: ``batch``, fewer when the logits (of ``n_positions``, default
+    every position) would pass the budget."""
+    n = trace.n_tokens if n_positions is None else n_positions
+    row_bytes = n * trace.dims.d_vocab * 4 * 2  # the logits and their softmax
     return max(1, min(batch, int(LOGITS_BUDGET_MB * 2**20 // row_bytes)))
 
 
@@ -155,11 +157,12 @@ def run_scenarios(
     progress: bool = False,
 ) -> Float[torch.Tensor, " S"]:
     """The metric after each scenario (a list of interventions applied together) on the
-    trace's prompt: one batch row per scenario."""
+    trace's prompt: one batch row per scenario. ``metric`` is a :class:`Metric` (then only its
+    position is unembedded) or any function of the logits [B, T, V] returning [B, ...]."""
     for scenario in scenarios:
         for iv in scenario:
             check(model, iv, trace.n_tokens)
-    size = batch_size(trace, batch)
+    size = batch_size(trace, batch, 1 if isinstance(metric, Metric) else None)
     chunks = [scenarios[i : i + size] for i in range(0, len(scenarios), size)]
     values = []
     for chunk in tqdm(chunks, desc="interventions", unit="batch", disable=not progress):
@@ -175,5 +178,8 @@ def _run_chunk(model, trace, chunk, metric, reference) -> torch.Tensor:
         inputs = trace.resid_pre(start).unsqueeze(0).expand(len(chunk), -1, -1)
     else:
         inputs = trace.tokens.unsqueeze(0).expand(len(chunk), -1)
+    if isinstance(metric, Metric):  # unembed only the metric's position
+        logits, _ = run_edited(model, inputs, edits, start, positions=[metric.position])
+        return metric.at_first(logits)
     logits, _ = run_edited(model, inputs, edits, start_layer=start)
     return metric(logits)

@@ -9,8 +9,6 @@ import json
 
 from lmtt.cli import common
 
-CURVE = (0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3)
-
 
 def _thresholds(text: str) -> tuple[float, ...]:
     """An argparse type: comma-separated thresholds in [0, 1), at least two."""
@@ -34,20 +32,13 @@ def _positions(text: str) -> tuple[int, ...]:
 
 def _setup(args):
     """(output folder, model, trace, metric) of a command, the output checked first."""
-    from lmtt.causal.metric import make_metric
     from lmtt.models.trace import run_trace
 
     text = common.prompt(args)
     out = common.output_folder(args.out)
     model = common.load(args)
     trace = run_trace(model, text)
-    target, foil = _token(args.token), _token(args.foil)
-    return out, model, trace, make_metric(model, trace, args.metric, target, foil, args.target)
-
-
-def _token(text):
-    """A token given as an id (digits) or as text."""
-    return None if text is None else int(text) if text.isdigit() else text
+    return out, model, trace, common.metric(model, trace, args)
 
 
 def _edges_csv(effects, measured, tokens) -> bytes:
@@ -55,7 +46,7 @@ def _edges_csv(effects, measured, tokens) -> bytes:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["edge", "kind", "source", "target", "proximity", "effect", "attribution",
+    w.writerow(["edge", "kind", "source", "target", "weight", "effect", "attribution",
                 "measured"])  # fmt: skip
     for i, e in enumerate(effects.edges):
         attr = "" if effects.attribution is None else f"{float(effects.attribution[i]):.6g}"
@@ -68,15 +59,20 @@ def _edges_csv(effects, measured, tokens) -> bytes:
 def cmd_verify(args) -> int:
     from lmtt.causal.compare import agreement, measured
     from lmtt.causal.edges import verify_edges
-    from lmtt.causal.faithfulness import faithfulness
-    from lmtt.flow.graph import build_graph
+    from lmtt.causal.faithfulness import CURVE, faithfulness
+    from lmtt.causal.scored import route_graphs
+    from lmtt.errors import EmptyRoutesError
     from lmtt.viz.causal_figures import effects_static, faithfulness_static
     from lmtt.viz.static import figure_png_svg
 
     out, model, trace, metric = _setup(args)
-    full = build_graph(trace)
-    graph = full.prune(metric.position, args.threshold)
-    curve = [full.prune(metric.position, t) for t in args.curve]
+    thresholds = [args.threshold, *(args.curve or CURVE)]
+    graph, *curve = route_graphs(model, trace, metric, thresholds, args.score, progress=True)
+    if not graph.edges:
+        raise EmptyRoutesError(
+            f"No {args.score} route survives threshold {args.threshold}: lower --threshold.",
+            max_threshold=0.0,
+        )
     f = faithfulness(model, trace, [graph, *curve], metric)
     effects = verify_edges(model, trace, graph, metric, progress=True)
     span = f.clean - f.baseline
@@ -86,12 +82,13 @@ def cmd_verify(args) -> int:
     if out is not None:
         report = {
             "model": model.name, "tokens": list(trace.token_strs), "threshold": args.threshold,
+            "score": graph.score,
             "metric": metric.to_json(trace.vocab), "clean": f.clean, "baseline": f.baseline,
             "completeness": f.completeness[0], "share_lost": f.complement[0],
             "curve": _curve_json(f, trace.vocab), "agreement": agree.to_json(),
             "edges": effects.rows(),
         }  # fmt: skip
-        curve_png, curve_svg = figure_png_svg(faithfulness_static(_curve_only(f)))
+        curve_png, curve_svg = figure_png_svg(faithfulness_static(f.without_first()))
         eff_png, eff_svg = figure_png_svg(effects_static(effects))
         common.write_files(out, {
             "verify.json": json.dumps(report, indent=1).encode(),
@@ -105,18 +102,8 @@ def cmd_verify(args) -> int:
     return 0
 
 
-def _curve_only(f):
-    """The faithfulness of the curve's graphs (the first graph is the routes themselves)."""
-    from dataclasses import replace
-
-    return replace(
-        f, thresholds=f.thresholds[1:], n_edges=f.n_edges[1:],
-        completeness=f.completeness[1:], complement=f.complement[1:],
-    )  # fmt: skip
-
-
 def _curve_json(f, vocab) -> dict:
-    curve = _curve_only(f).to_json(vocab)
+    curve = f.without_first().to_json(vocab)
     return {k: curve[k] for k in ("thresholds", "n_edges", "completeness", "complement",
                                   "completeness_area", "complement_area")}  # fmt: skip
 
@@ -137,13 +124,14 @@ def _print_verify(model, trace, metric, graph, f, effects, kept, agree) -> None:
         f"{agree.min_share:.0%} of its span"
     )
     console.print(
-        f"Spearman: proximity vs |effect| {agree.proximity_vs_effect:.2f}, |attribution| vs "
+        f"Spearman: |{graph.score}| vs |effect| {agree.weight_vs_effect:.2f}, |attribution| vs "
         f"|effect| {agree.attribution_vs_effect:.2f}"
     )
     table = Table(title="Edges by measured effect (largest first)")
-    for col in ("source", "target", "kind", "proximity", "attribution", "effect", ""):
-        table.add_column(col, justify="right" if col in ("proximity", "attribution", "effect")
-                         else "left")  # fmt: skip
+    score = "proximity" if graph.score == "proximity" else f"{graph.score} share"
+    for col in ("source", "target", "kind", score, "attribution", "effect", ""):
+        table.add_column(col, justify="left" if col in ("source", "target", "kind", "")
+                         else "right")  # fmt: skip
     order = effects.effect.abs().argsort(descending=True).tolist()
     for i in order[:30]:
         e = effects.edges[i]
@@ -194,30 +182,27 @@ def _print_share(console, p, trace) -> None:
     console.print(table)
 
 
-def _metric_args(p) -> None:
-    p.add_argument("--metric", choices=["logprob", "logit", "contrast"], default="logprob")
-    p.add_argument("--token", default=None, help="target token (text or id; default: the top)")
-    p.add_argument("--foil", default=None, help="foil token: the metric becomes the contrast")
-    p.add_argument(
-        "--target", type=int, default=None,
-        help="position of the prediction (default: the last, or the first [MASK])",
-    )  # fmt: skip
-
-
 def add_commands(sub) -> None:
     p = common.command(sub, "verify", "knock out every route edge; completeness curves",
                        cmd_verify, prompt=True)  # fmt: skip
-    _metric_args(p)
+    common.metric_args(p)
     p.add_argument("--threshold", type=common.real(0, 1, high_open=True), default=0.04)
-    p.add_argument("--curve", type=_thresholds, default=CURVE,
-                   help="comma-separated thresholds of the faithfulness curve")  # fmt: skip
+    p.add_argument(
+        "--score",
+        choices=common.SCORES,
+        default="proximity",
+        help="the routes to verify (by their edge score)",
+    )
+    p.add_argument("--curve", type=_thresholds, default=None,
+                   help="comma-separated thresholds of the faithfulness curve (default: "
+                   "0.01,0.02,0.03,0.04,0.06,0.08,0.1,0.15,0.2,0.3)")  # fmt: skip
     p.add_argument("--min-share", type=common.real(0, 1), default=0.01,
                    help="an edge has an effect when it moves the metric by this share")  # fmt: skip
     p.add_argument("--out", default=None, help="folder for JSON, CSV and plots")
 
     p = common.command(sub, "patch", "patch each node from a counterfactual prompt",
                        cmd_patch, prompt=True)  # fmt: skip
-    _metric_args(p)
+    common.metric_args(p)
     p.add_argument("--counterfactual", required=True, help="the counterfactual prompt")
     p.add_argument(
         "--align", type=_positions, default=None,

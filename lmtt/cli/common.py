@@ -102,8 +102,9 @@ def prompt(args) -> str:
         ) from None
 
 
-def load(args):
-    """The model named by ``--model`` (default: the catalog's default) on ``--device``."""
+def load(args, masked_lm: bool = False):
+    """The model named by ``--model`` on ``--device``; by default the catalog's default (its
+    masked LM when ``masked_lm``)."""
     from transformers.utils import logging
 
     from lmtt.models import load_model
@@ -111,7 +112,10 @@ def load(args):
 
     logging.disable_progress_bar()  # stderr holds lmtt's own progress and errors only
 
-    name = args.model or load_model_catalog().default
+    name = args.model
+    if name is None:  # a folder or hub name given needs no catalog
+        catalog = load_model_catalog()
+        name = (catalog.masked_lm if masked_lm else "") or catalog.default
     return load_model(name, device=args.device, dtype=args.dtype)
 
 
@@ -126,3 +130,30 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             atomic_write(folder / name, data)
+
+
+SCORES = ("proximity", "attribution", "knockout", "verified")  # lmtt.causal.scored.SCORES
+
+
+def metric_args(p, default_kind: str = "logprob") -> None:
+    """The options naming what an intervention changes (lmtt.causal.metric)."""
+    p.add_argument("--metric", choices=["logprob", "logit", "contrast"], default=default_kind)
+    p.add_argument("--token", default=None, help="target token (text or id; default: the top)")
+    p.add_argument("--foil", default=None, help="foil token: the metric becomes the contrast")
+    p.add_argument(
+        "--target", type=int, default=None,
+        help="position of the prediction (default: the last, or the first [MASK])",
+    )  # fmt: skip
+
+
+def _token(text):
+    """A token given as an id (digits) or as text."""
+    return None if text is None else int(text) if text.isdigit() else text
+
+
+def metric(model, trace, args):
+    """The metric the options of :func:`metric_args` name."""
+    from lmtt.causal.metric import make_metric
+
+    target, foil = _token(args.token), _token(args.foil)
+    return make_metric(model, trace, args.metric, target, foil, args.target)

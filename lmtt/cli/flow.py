@@ -53,12 +53,24 @@ def cmd_routes(args) -> int:
     from lmtt.models.trace import run_trace
     from lmtt.viz.text import node_label, percent, token_label
 
+    if args.renormalize is not None and args.score != "proximity":
+        from lmtt.errors import RouteError
+
+        raise RouteError("--renormalize applies to proximity weights only: drop it or use "
+                         "--score proximity.")  # fmt: skip
     text = common.prompt(args)
     out = None if args.out is None else check_output(args.out, folder=False)
     console = common.console()
     model = common.load(args)
     trace = run_trace(model, text)
-    graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+    if args.score == "proximity":
+        graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+    else:
+        from lmtt.causal.scored import routes as scored_routes
+
+        metric = common.metric(model, trace, args)
+        console.print(f"edge score: {args.score} share of {metric.describe(trace.vocab)}")
+        graph = scored_routes(model, trace, metric, args.threshold, args.score, progress=True)
     for pos in graph.target_positions:
         best = top_tokens(trace, trace.logits[pos], 1).top[0]
         what = f" predicts '{token_label(best.token)}' ({percent(best.prob)})"
@@ -73,7 +85,7 @@ def cmd_routes(args) -> int:
         ("kind", "left"),
         ("source", "left"),
         ("target", "left"),
-        ("weight", "right"),
+        ("weight" if graph.score == "proximity" else "share", "right"),
         ("top head", "left"),
     ):
         table.add_column(col, justify=justify)
@@ -112,9 +124,12 @@ def add_commands(sub) -> None:
         "--threshold", type=common.real(0, 1, high_open=True), default=0.04,
         help="keep edges above this weight, in [0, 1)",
     )  # fmt: skip
+    common.metric_args(p)
     p.add_argument(
-        "--target", type=int, default=None,
-        help="token position (default: the last, or a masked LM's first [MASK])",
+        "--score", choices=common.SCORES, default="proximity",
+        help="edge score: proximity (no forward passes), or a signed share of the metric "
+        "estimated by gradients (attribution) or measured by removing each edge (knockout; "
+        "verified: the proximity routes' edges with an effect)",
     )  # fmt: skip
     p.add_argument(
         "--renormalize",

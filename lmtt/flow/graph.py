@@ -132,6 +132,9 @@ class RouteGraph:
     renormalizing_threshold: float | None
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
+    # What the edge weights are: "proximity" (shares of each node, >= 0), or signed shares of
+    # the metric from lmtt.causal ("attribution", "knockout")
+    score: str = "proximity"
 
     def to_json(self) -> dict:
         from lmtt import __version__
@@ -144,6 +147,7 @@ class RouteGraph:
             "target_positions": list(self.target_positions),
             "threshold": self.threshold,
             "renormalizing_threshold": self.renormalizing_threshold,
+            "score": self.score,
             "nodes": [n.to_json() for n in self.nodes],
             "edges": [e.to_json() for e in self.edges],
         }
@@ -178,6 +182,7 @@ class RouteGraph:
             renormalizing_threshold=None if rt is None else float(rt),
             nodes=tuple(Node.from_json(n) for n in d["nodes"]),
             edges=tuple(Edge.from_json(e) for e in d["edges"]),
+            score=str(d.get("score", "proximity")),
         )
 
     def to_networkx(self):

@@ -65,6 +65,7 @@ class ModelEntry:
 class ModelCatalog:
     default: str
     models: tuple[ModelEntry, ...] = field(default_factory=tuple)
+    masked_lm: str = ""  # the default masked LM (``lmtt mask``, the Masked LM tab)
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]
@@ -80,6 +81,7 @@ def load_model_catalog(path: Path | None = None) -> ModelCatalog:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         models = tuple(_entry(m) for m in raw.get("models", []))
         default = str(raw.get("default", models[0].name if models else ""))
+        masked_lm = str(raw.get("masked_lm", ""))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, KeyError, TypeError) as e:
         detail = " ".join(str(e).split())[:160]
         raise LmttError(
@@ -87,7 +89,7 @@ def load_model_catalog(path: Path | None = None) -> ModelCatalog:
             "'models' list of entries with a 'name' (and 'source', 'description'), and a "
             "'default' name; or set LMTT_CONFIG_DIR to a folder with a valid models.yaml."
         ) from None
-    return ModelCatalog(default=default, models=models)
+    return ModelCatalog(default=default, models=models, masked_lm=masked_lm)
 
 
 def _entry(m: dict) -> ModelEntry:

@@ -24,7 +24,7 @@ class HookEdit:
     the activations named in ``reads`` from earlier in the same forward pass (as edited)."""
 
     kind: str
-    layer: int
+    layer: int | None  # None: a model-level hook (e.g. "unembed_in")
     apply: EditFn
     reads: tuple[Key, ...] = ()
 
@@ -57,11 +57,17 @@ def run_edited(
     edits: Sequence[HookEdit] = (),
     start_layer: int = 0,
     keep: Sequence[Key] = (),
+    positions: Sequence[int] | None = None,
 ) -> tuple[Float[torch.Tensor, "B T V"], dict[Key, torch.Tensor]]:
     """One forward pass with ``edits``: the logits [B, T, V] (float32, CPU) and the activations
     named in ``keep`` (as edited). ``inputs`` are tokens [B, T], or with ``start_layer`` the
-    residual [B, T, D] entering that block (edits below it never fire)."""
+    residual [B, T, D] entering that block (edits below it never fire). With ``positions``
+    only those positions are unembedded: logits [B, len(positions), V] (what the
+    unembedding reads is sliced; it acts per position)."""
     seen: dict[Key, torch.Tensor] = {}
+    if positions is not None:
+        index = torch.tensor(list(positions))
+        edits = [*edits, HookEdit("unembed_in", None, lambda t, s: t[:, index.to(t.device)])]
     hooks = _hooks(model, edits, keep, seen)
     logits = model.run_with_hooks(inputs, hooks, start_layer=start_layer)
     missing = sorted(k for k in keep if k not in seen)

@@ -128,6 +128,51 @@ def get_routes(trace_key: tuple, target: int, threshold: float, renorm: bool, _t
     return cached(key, lambda: routes(_trace, [target], threshold, threshold if renorm else None))
 
 
+def _metric(model: LoadedModel, trace: Trace, target: int, foil: str):
+    from lmtt.causal.metric import make_metric
+
+    return make_metric(model, trace, foil=foil or None, position=target)
+
+
+def get_scored_routes(trace_key: tuple, target: int, threshold: float, score: str, foil: str,
+                      _model: LoadedModel, _trace: Trace):  # fmt: skip
+    """Routes scored by ``knockout`` or ``attribution`` (forward passes: a run of the model)."""
+    from lmtt.causal.scored import routes as scored_routes
+
+    def compute():
+        metric = _metric(_model, _trace, target, foil)
+        return scored_routes(_model, _trace, metric, threshold, score)
+
+    key = ("scored routes", trace_key, target, threshold, score, foil)
+    return cached(key, compute, trace_key[0])
+
+
+def get_knockout(trace_key: tuple, target: int, foil: str, removed: tuple, _model, _trace):
+    """The prediction before and after the interventions ``removed`` (lmtt.causal.knockout)."""
+    from lmtt.causal.knockout import knock_out
+
+    def compute():
+        return knock_out(_model, _trace, removed, _metric(_model, _trace, target, foil))
+
+    return cached(("knockout", trace_key, target, foil, removed), compute, trace_key[0])
+
+
+def get_verification(trace_key: tuple, graph_key: tuple, foil: str, _graph, _model, _trace):
+    """(edge effects of ``_graph``, faithfulness of it and of the curve's graphs): the
+    graph is named by ``graph_key`` (target, threshold, score, renormalize)."""
+    from lmtt.causal.edges import verify_edges
+    from lmtt.causal.faithfulness import CURVE, faithfulness
+    from lmtt.causal.scored import route_graphs
+
+    def compute():
+        metric = _metric(_model, _trace, _graph.target_positions[0], foil)
+        curve = route_graphs(_model, _trace, metric, CURVE, _graph.score)
+        effects = verify_edges(_model, _trace, _graph, metric)
+        return effects, faithfulness(_model, _trace, [_graph, *curve], metric)
+
+    return cached(("verify", trace_key, graph_key, foil), compute, trace_key[0])
+
+
 def get_layer_contributions(trace_key: tuple, layer: int, renorm: float | None, _trace: Trace):
     """Attention contributions of every query of one layer (for the contribution map)."""
     key = ("layer contributions", trace_key, layer, renorm)

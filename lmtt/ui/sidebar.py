@@ -27,6 +27,13 @@ class Settings:
     renormalize: bool
     final_norm: bool
     neuron_index: str = ""
+    score: str = "knockout"
+    foil: str = ""  # as typed: a leading space is part of a GPT-2 token
+
+    @property
+    def metric_foil(self) -> str:
+        """The foil token, or "" for none (blank)."""
+        return self.foil if self.foil.strip() else ""
 
 
 def sidebar() -> Settings:
@@ -34,7 +41,9 @@ def sidebar() -> Settings:
     model, device, dtype = _model_section(st.sidebar)
     prompt = _prompt_section(st.sidebar)
     threshold, renormalize, final_norm, index = _routes_section(st.sidebar)
-    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index)
+    score, foil = _score_section(st.sidebar)
+    return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index,
+                    score, foil)  # fmt: skip
 
 
 def _model_section(sb) -> tuple[str, str, str]:
@@ -85,6 +94,36 @@ def _prompt_section(sb) -> str:
                 format_func=lambda p: p[:60],
             )
     return sb.text_area("prompt", key="prompt", height=150)
+
+
+SCORE_HELP = {
+    "knockout": "candidate edges (of the attribution and proximity routes) each removed in a "
+    "real forward pass; the weight is the measured effect, a signed share of the metric's span "
+    "(the default: every kept edge has an effect)",
+    "verified": "the proximity routes with everything else removed, each edge then removed "
+    "too, keeping those that move the metric by 1% of its span or more (an edge redundant with "
+    "another path counts here; these routes keep more of the prediction)",
+    "attribution": "a gradient estimate of each edge's removal (one backward pass); signed",
+    "proximity": "how much a part resembles the whole it builds (LM-TT's score; no forward "
+    "passes, no sign)",
+}
+
+
+def _score_section(sb) -> tuple[str, str]:
+    score = sb.selectbox(
+        "edge score",
+        list(state.SCORES),
+        key="score",
+        help=" · ".join(f"**{k}**: {v}" for k, v in SCORE_HELP.items()),
+    )
+    foil = sb.text_input(
+        "foil token (optional)",
+        key="foil",
+        help="with a foil, the routes explain why the prediction beats it: logit(prediction) "
+        "- logit(foil); edges against the prediction are drawn in violet",
+        disabled=score == "proximity",
+    )
+    return score, foil if score != "proximity" else ""
 
 
 def _routes_section(sb) -> tuple[float, bool, bool, str]:

@@ -18,6 +18,8 @@ from lmtt.ui.cache import settings
 
 CUSTOM = "custom model name or local folder…"
 SELECTION, PENDING = "selection", "_pending_selection"
+# the routes' edge scores (lmtt.causal.scored); the first is the default
+SCORES = ("knockout", "verified", "attribution", "proximity")
 REFUSED = "_refused"  # a refusal to show once (a URL asked for something not offered)
 
 
@@ -60,6 +62,8 @@ def init_from_url() -> None:
         st.session_state["threshold"] = min(0.5, max(0.0, float(q.get("threshold", 0.04))))
     except ValueError:
         st.session_state["threshold"] = 0.04
+    st.session_state["score"] = q["score"] if q.get("score") in SCORES else SCORES[0]
+    st.session_state["foil"] = q.get("foil", "")[:100]
     if "target" in q and q["target"].lstrip("-").isdigit():
         st.session_state["target"] = int(q["target"])
     st.session_state["neuron_index"] = q.get("index", os.environ.get("LMTT_NEURON_INDEX", ""))
@@ -99,8 +103,10 @@ def share_routes(chosen, target: int) -> None:
             "prompt": chosen.prompt,
             "threshold": f"{chosen.threshold:g}",
             "target": str(target),
+            "score": chosen.score,
         }
         | ({"index": chosen.neuron_index} if chosen.neuron_index else {})
+        | ({"foil": chosen.foil} if chosen.foil else {})
     )
 
 

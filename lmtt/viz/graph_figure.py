@@ -14,6 +14,8 @@ KIND_STYLE = {  # colour, marker symbol, label
     "resid": ("#1c7ed6", "circle", "residual (block output)"),
 }
 EDGE_COLOUR = {"attention": "232, 89, 12", "residual": "120, 120, 120", "mlp": "47, 158, 68"}
+NEGATIVE = "112, 72, 232"  # a signed score's edge that works against the prediction
+FOR, AGAINST, NO_EFFECT = "217, 48, 37", "26, 115, 232", "190, 190, 190"  # measured effects
 N_BINS = 6  # edges are drawn in this many weight bins (one trace each)
 
 
@@ -36,45 +38,75 @@ def route_figure(
     title: str = "",
     selected: str | None = None,
     height: int = 640,
+    effects: dict[str, float] | None = None,
+    min_share: float = 0.01,
 ) -> go.Figure:
-    """Edges as lines (width and opacity by weight), nodes as markers with ids in customdata.
-    Each edge also gets an invisible marker at its midpoint so it can be clicked."""
+    """Edges as lines (width and opacity by weight, or coloured by measured ``effects``:
+    edge id -> share of the metric), nodes as markers with ids in customdata. Each edge also
+    gets an invisible marker at its midpoint so it can be clicked."""
     fig = go.Figure()
-    for trace in _edge_lines(graph):
+    for trace in _edge_lines(graph, effects, min_share):
         fig.add_trace(trace)
-    fig.add_trace(_edge_pickers(graph))
+    fig.add_trace(_edge_pickers(graph, effects))
     for trace in _node_markers(graph, selected):
         fig.add_trace(trace)
     _lay_out(fig, graph, n_layers, title, height)
     return fig
 
 
-def _edge_lines(graph: RouteGraph) -> list[go.Scatter]:
-    """One line trace per edge kind and weight bin (width and opacity grow with the bin)."""
+def _edge_style(graph: RouteGraph, effects: dict[str, float] | None, min_share: float):
+    """Each edge's (rgb, size in [0, 1]): by kind and weight (a negative weight, working
+    against the prediction, in violet) or, with ``effects`` (measured shares of the metric),
+    red for an effect for the prediction, blue against it, grey without effect."""
+    if effects is None:
+        top = max((abs(e.weight) for e in graph.edges), default=1.0) or 1.0
+        return [
+            (NEGATIVE if e.weight < 0 else EDGE_COLOUR[e.kind], abs(e.weight) / top)
+            for e in graph.edges
+        ]
+    top = max((abs(v) for v in effects.values()), default=1.0) or 1.0
+    out = []
+    for e in graph.edges:
+        v = effects.get(e.id, 0.0)
+        rgb = NO_EFFECT if abs(v) < min_share else FOR if v > 0 else AGAINST
+        out.append((rgb, max(abs(v) / top, 0.05)))
+    return out
+
+
+def _edge_lines(
+    graph: RouteGraph, effects: dict[str, float] | None = None, min_share: float = 0.01
+) -> list[go.Scatter]:
+    """One line trace per colour and size bin (width and opacity grow with the bin)."""
+    buckets: dict[tuple[str, int], list] = {}
+    for e, (rgb, size) in zip(graph.edges, _edge_style(graph, effects, min_share), strict=True):
+        b = min(N_BINS - 1, int(size * N_BINS - 1e-9)) if size > 0 else 0
+        buckets.setdefault((rgb, b), []).append(e)
     traces = []
-    max_w = max((e.weight for e in graph.edges), default=1.0)
-    for kind, rgb in EDGE_COLOUR.items():
-        edges = [e for e in graph.edges if e.kind == kind]
-        for b in range(N_BINS):
-            lo, hi = b / N_BINS, (b + 1) / N_BINS
-            in_bin = [e for e in edges if lo < e.weight / max_w <= hi or (b == 0 and e.weight == 0)]
-            if not in_bin:
-                continue
-            xs, ys = [], []
-            for e in in_bin:
-                (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
-                xs += [x0, x1, None]
-                ys += [y0, y1, None]
-            line = {"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"}
-            traces.append(
-                go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=line)
-            )
+    for (rgb, b), edges in buckets.items():
+        xs, ys = [], []
+        for e in edges:
+            (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
+            xs += [x0, x1, None]
+            ys += [y0, y1, None]
+        hi = (b + 1) / N_BINS
+        line = {"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"}
+        traces.append(
+            go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=line)
+        )
     return traces
 
 
-def _edge_pickers(graph: RouteGraph) -> go.Scatter:
+def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) -> go.Scatter:
     """Invisible markers at the edges' midpoints: what a click on an edge selects."""
     mids = [(e, node_xy(e.source), node_xy(e.target)) for e in graph.edges]
+    name = "weight" if graph.score == "proximity" else f"{graph.score} share"
+
+    def hover(e) -> str:
+        text = f"{e.kind} edge<br>{name} {e.weight:.3f}"
+        if effects is not None:
+            text += f"<br>measured effect {effects.get(e.id, 0.0):.3f} of the span"
+        return text + "<extra></extra>"
+
     return go.Scatter(
         x=[(a[0] + b[0]) / 2 for _, a, b in mids],
         y=[(a[1] + b[1]) / 2 for _, a, b in mids],
@@ -83,9 +115,7 @@ def _edge_pickers(graph: RouteGraph) -> go.Scatter:
         showlegend=False,
         marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
         customdata=[e.id for e, _, _ in mids],
-        hovertemplate=[
-            f"{e.kind} edge<br>weight {e.weight:.3f}<extra></extra>" for e, _, _ in mids
-        ],
+        hovertemplate=[hover(e) for e, _, _ in mids],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from lmtt.flow.graph import RouteGraph
-from lmtt.viz.graph_figure import EDGE_COLOUR, KIND_STYLE, node_xy
+from lmtt.viz.graph_figure import EDGE_COLOUR, KIND_STYLE, NEGATIVE, node_xy
 from lmtt.viz.text import token_label
 
 
@@ -18,7 +18,7 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
         x, y = node_xy(node)
         return left + x * cell, top + (2 * n_layers - y) * unit_y
 
-    max_w = max((e.weight for e in graph.edges), default=1.0)
+    max_w = max((abs(e.weight) for e in graph.edges), default=1.0) or 1.0
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="11">',
@@ -34,10 +34,11 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
         )
     for e in graph.edges:
         (x0, y0), (x1, y1) = xy(e.source), xy(e.target)
-        rel = e.weight / max_w
+        rel = abs(e.weight) / max_w
+        rgb = NEGATIVE if e.weight < 0 else EDGE_COLOUR[e.kind]
         parts.append(
             f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" '
-            f'stroke="rgb({EDGE_COLOUR[e.kind]})" stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
+            f'stroke="rgb({rgb})" stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
             f'stroke-width="{1 + 7 * rel:.1f}"><title>{e.kind} {e.weight:.3f}</title>'
             "</line>"
         )

@@ -2,15 +2,11 @@
 feeding an induction head, and a head whose write nothing reads."""
 
 import pytest
-import torch
 
 from lmtt.causal.edges import verify_edges
 from lmtt.causal.faithfulness import faithfulness
-from lmtt.causal.metric import make_metric
 from lmtt.flow.graph import Edge, RouteGraph, attn_out, embed, resid, routes
-from lmtt.models import load_model
-from lmtt.models.trace import run_trace
-from lmtt.testing.circuits import ANSWER, INDUCTION_PROMPT, make_induction_circuit
+from lmtt.testing.circuits import ANSWER, INDUCTION_PROMPT
 
 LAST = len(INDUCTION_PROMPT) - 1  # the second A
 COPY_SOURCE = 2  # B, after the first A
@@ -27,13 +23,6 @@ TRUE_EDGES = [
     Edge(resid(0, COPY_SOURCE), attn_out(1, LAST), "attention", 1.0),  # induction: copy B
     Edge(attn_out(1, LAST), resid(1, LAST), "residual", 1.0),
 ]
-
-
-@pytest.fixture(scope="module")
-def circuit(tmp_path_factory):
-    model = load_model(str(make_induction_circuit(tmp_path_factory.mktemp("c") / "m")), "cpu")
-    trace = run_trace(model, torch.tensor(INDUCTION_PROMPT))
-    return model, trace, make_metric(model, trace, target=ANSWER)
 
 
 def _graph(trace, edges) -> RouteGraph:
@@ -85,3 +74,15 @@ def test_attribution_misses_the_saturated_key_path(circuit):
     edge = TRUE_EDGES[0]
     v = verify_edges(model, trace, _graph(trace, [edge]), metric)
     assert float(v.effect[0]) > 1.0 and abs(float(v.attribution[0])) < 1e-3
+
+
+def test_effects_within_the_circuit(circuit):
+    """With only the circuit kept, every true edge is necessary: removing any one of them too
+    loses most of the metric's span."""
+    from lmtt.causal.faithfulness import effects_within
+
+    model, trace, metric = circuit
+    completeness, within = effects_within(model, trace, _graph(trace, TRUE_EDGES), metric)
+    assert completeness == pytest.approx(1.0, abs=0.02)
+    assert set(within) == set(TRUE_EDGES)
+    assert all(v > 0.3 for v in within.values()), within

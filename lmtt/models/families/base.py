@@ -66,6 +66,7 @@ EDIT_HOOKS = MappingProxyType(
         "attn_write": "blocks.{layer}.attn.hook_out",
         "mlp_write": "blocks.{layer}.mlp.hook_out",
         "attn_added": "blocks.{layer}.attn.hook_out",  # the term the residual adds (read only)
+        "unembed_in": "unembed.hook_in",  # what the unembedding reads, per position
     }
 )
 

@@ -30,13 +30,16 @@ def element_options(graph: RouteGraph) -> dict[str, str]:
     return options
 
 
-def graph_panel(graph: RouteGraph, n_layers: int, predicted: str | None, prob: float) -> None:
-    """The graph; ``predicted`` is None for a model without a head to predict with."""
+def graph_panel(
+    graph: RouteGraph, n_layers: int, predicted: str | None, prob: float, foil: str = ""
+) -> None:
+    """The graph; ``predicted`` is None for a model without a head to predict with; a
+    ``foil`` makes the signed scores shares of logit(prediction) - logit(foil)."""
     target = graph.target_positions[0]
     what = "" if predicted is None else f" → predicts '{token_label(predicted)}' ({percent(prob)})"
     title = (
         f"Routes to position {target} '{token_label(graph.tokens[target])}'{what} · "
-        f"{len(graph.edges)} edges"
+        f"{len(graph.edges)} edges · {graph.score} scores"
     )
     selected = state.selection()
     fig = route_figure(graph, n_layers, title=title, selected=selected)
@@ -47,6 +50,12 @@ def graph_panel(graph: RouteGraph, n_layers: int, predicted: str | None, prob: f
         selection_mode="points",
         config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}},
     )
+    if graph.score != "proximity":
+        metric = f"logit(prediction) - logit({foil!r})" if foil else "log p(prediction)"
+        st.caption(
+            f"Edge weights are {graph.score} shares of the span of {metric} (clean minus every "
+            "edge removed); violet edges work against the prediction."
+        )
     options = element_options(graph)
     if state.reconcile_selection(options):
         st.info(

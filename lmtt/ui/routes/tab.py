@@ -7,12 +7,14 @@ import streamlit as st
 from lmtt.errors import EmptyRoutesError, LmttError
 from lmtt.flow.graph import Edge, RouteGraph
 from lmtt.ui import state
-from lmtt.ui.cache import get_routes, get_trace
+from lmtt.ui.cache import get_routes, get_scored_routes, get_trace
 from lmtt.ui.routes.attention_block_panel import attention_block_panel
 from lmtt.ui.routes.export_panel import export_panel
 from lmtt.ui.routes.graph_panel import graph_panel
+from lmtt.ui.routes.knockout_panel import knockout_panel
 from lmtt.ui.routes.mlp_panel import mlp_panel
 from lmtt.ui.routes.residual_panel import residual_panel
+from lmtt.ui.routes.verify_panel import verify_panel
 from lmtt.viz.text import token_label
 
 
@@ -24,6 +26,18 @@ def _target_picker(trace, prompt: str) -> int:
         key="target",
         format_func=lambda i: f"{i}: {token_label(trace.token_strs[i])}",
     )
+
+
+def _graph(model, trace, trace_key, settings, target: int) -> RouteGraph:
+    """The routes by the sidebar's edge score; a model without a head to predict with (so no
+    metric) gets the proximity routes, with a note."""
+    if settings.score != "proximity":
+        if trace.weights.has_lens:
+            return get_scored_routes(trace_key, target, settings.threshold, settings.score,
+                                     settings.metric_foil, model, trace)  # fmt: skip
+        st.caption(f"This model has no head to predict with, so no {settings.score} score: "
+                   "showing proximity routes.")  # fmt: skip
+    return get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
 
 
 def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, target: int) -> None:
@@ -59,21 +73,30 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     target = _target_picker(trace, settings.prompt)
     state.share_routes(settings, target)
     try:
-        graph = get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
+        graph = _graph(model, trace, trace_key, settings, target)
     except EmptyRoutesError as e:
         st.warning(str(e))
         return
+    except LmttError as e:  # e.g. a foil that is not one token
+        st.error(str(e))
+        return
     best = trace.probabilities(target).max(dim=-1)
     predicted = trace.vocab[int(best.indices)] if trace.weights.has_lens else None
-    graph_panel(graph, trace.n_layers, predicted, float(best.values))
+    graph_panel(graph, trace.n_layers, predicted, float(best.values), settings.metric_foil)
     selection = state.share_selection()
     if selection:
         try:
             _inspect(graph, selection, trace, trace_key, settings, target)
+            if trace.weights.has_lens and graph.find(selection) is not None:
+                knockout_panel(graph.find(selection), trace, trace_key, model, target,
+                               settings.metric_foil)  # fmt: skip
         except LmttError as e:  # e.g. the lens of an encoder without a masked-LM head
             st.warning(str(e))
         except (ValueError, IndexError):
             st.warning(f"Cannot inspect {selection!r}: it does not belong to this prompt.")
     else:
         st.info("Click a node or an edge of the graph (or use the inspect box) to see inside it.")
+    if trace.weights.has_lens:
+        key = (target, settings.threshold, graph.score, settings.renormalize)
+        verify_panel(graph, trace, trace_key, model, key, settings.metric_foil)
     export_panel(graph, trace.n_layers)

@@ -1,0 +1,106 @@
+"""Routes scored by causal effect: on the hand-built circuit the knockout routes are the true
+circuit; signed scores and a foil give contrastive routes; JSON keeps the score."""
+
+import pytest
+
+from lmtt.causal.metric import make_metric
+from lmtt.causal.scored import attribution_all, route_graphs, routes
+from lmtt.errors import EmptyRoutesError, InterventionError
+from lmtt.flow.graph import RouteGraph
+from lmtt.testing.circuits import ANSWER, INDUCTION_PROMPT
+from tests.causal.test_circuit import TRUE_EDGES
+
+
+def _structure_of(edges):
+    return {(e.source, e.target, e.kind) for e in edges}
+
+
+def _structure(graph):
+    return _structure_of(graph.edges)
+
+
+def test_knockout_routes_are_the_true_circuit(circuit):
+    model, trace, metric = circuit
+    graph = routes(model, trace, metric, threshold=0.1, score="knockout")
+    assert graph.score == "knockout"
+    assert _structure(graph) == _structure_of(TRUE_EDGES)
+    assert all(e.weight > 0.1 for e in graph.edges)  # signed shares of the metric's span
+    assert all(e.heads is None for e in graph.edges if e.kind == "attention")
+    proximity = routes(model, trace, metric, threshold=0.1, score="proximity")
+    assert _structure(graph) < _structure(proximity)  # fewer edges, each verified
+
+
+def test_attribution_routes_miss_the_saturated_key_edge(circuit):
+    """The previous-token edge builds the key the induction head matches; its softmax is
+    saturated, so the gradient sees nothing there although knocking it out costs 41% of the
+    span. With log p (itself saturated at p = 0.99) no edge reaches 10%."""
+    model, trace, metric = circuit
+    with pytest.raises(EmptyRoutesError):
+        routes(model, trace, metric, threshold=0.1, score="attribution")
+    logit = make_metric(model, trace, kind="logit", target=ANSWER)
+    graph = routes(model, trace, logit, threshold=0.1, score="attribution")
+    assert (TRUE_EDGES[0].source, TRUE_EDGES[0].target, "attention") not in _structure(graph)
+    assert set(_structure(graph)) >= set(_structure_of(TRUE_EDGES[1:]))
+    assert graph.score == "attribution"
+    again = RouteGraph.from_json(graph.dumps())
+    assert again == graph and again.score == "attribution"
+
+
+def test_attribution_of_every_edge_matches_the_route_edges(circuit):
+    """The all-edges attribution equals edge by edge the per-edge attribution scores."""
+    from lmtt.causal.edges import attribution_scores
+    from lmtt.flow.graph import routes as proximity_routes
+
+    model, trace, metric = circuit
+    scores = attribution_all(model, trace, metric)
+    graph = proximity_routes(trace, threshold=0.04)
+    _, per_edge = attribution_scores(model, trace, graph.edges, metric)
+    for e, want in zip(graph.edges, per_edge.tolist(), strict=True):
+        t = e.target
+        if e.kind == "attention":
+            got = float(scores.attention[t.layer, :, t.pos, e.source.pos].sum())
+        elif e.kind == "mlp":
+            block = e.source if e.source.kind == "mlp" else t
+            got = float(scores.mlp[block.layer, block.pos])
+        elif t.kind == "attn_out":
+            got = float(scores.skip_mid[t.layer, t.pos])
+        else:
+            got = float(scores.skip_post[t.layer, t.pos])
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6), e.id
+
+
+def test_contrastive_routes_carry_signs(circuit):
+    """With the foil the current token (A, which its own embedding promotes), the routes of
+    B over A hold edges for B (positive) and the residual path of A against it (negative)."""
+    model, trace, _ = circuit
+    metric = make_metric(model, trace, target=ANSWER, foil=INDUCTION_PROMPT[-1])
+    graph = routes(model, trace, metric, threshold=0.05, score="knockout")
+    signs = {e.weight > 0 for e in graph.edges}
+    assert signs == {True, False}
+    with pytest.raises(InterventionError, match="Unknown score"):
+        routes(model, trace, metric, score="magic")
+
+
+def test_verified_routes_are_the_proximity_routes_without_the_unread_edges(circuit):
+    """Proximity keeps the previous-token write into the last position (that nobody reads
+    there) and the last position's residual into the induction block (read as the query, not
+    through the skip); verification drops both and keeps the true circuit."""
+    model, trace, metric = circuit
+    graph = routes(model, trace, metric, threshold=0.1, score="verified")
+    assert _structure(graph) == _structure_of(TRUE_EDGES)
+    assert graph.score == "verified" and graph.threshold == 0.1
+
+
+def test_route_graphs_measure_once_and_nest(circuit):
+    model, trace, metric = circuit
+    for score in ("proximity", "attribution", "knockout", "verified"):
+        low, mid, high = route_graphs(model, trace, metric, [0.02, 0.1, 0.99], score)
+        assert _structure(high) <= _structure(mid) <= _structure(low), score
+        assert [g.threshold for g in (low, mid, high)] == [0.02, 0.1, 0.99]
+
+
+def test_the_cli_offers_every_score():
+    from lmtt.causal.scored import SCORES
+    from lmtt.cli.common import SCORES as CLI_SCORES
+
+    assert CLI_SCORES == SCORES

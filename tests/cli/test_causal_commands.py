@@ -1,0 +1,58 @@
+"""``lmtt verify``, ``lmtt patch`` and ``lmtt routes --score`` on the demo model."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from lmtt.cli import main
+from lmtt.flow.graph import RouteGraph
+
+DEMO = str(Path(__file__).resolve().parents[2] / "lmtt" / "assets" / "demo-model")
+PROMPT = "First Citizen: Before we proceed any further, hear me"
+
+
+@pytest.mark.parametrize("score", ["proximity", "knockout", "verified"])
+def test_verify_writes_report_csv_and_plots(tmp_path, capsys, score):
+    out = tmp_path / "v"
+    argv = ["verify", "--model", DEMO, PROMPT, "--score", score, "--out", str(out),
+            "--curve", "0.02,0.05,0.1"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "completeness" in text and f"|{score}| vs |effect|" in text
+    report = json.loads((out / "verify.json").read_text())
+    assert report["score"] == score and report["curve"]["thresholds"] == [0.02, 0.05, 0.1]
+    rows = list(csv.DictReader((out / "edges.csv").open()))
+    assert len(rows) == len(report["edges"]) > 0
+    if score == "knockout":  # every kept edge has a measured effect (at least the threshold)
+        assert all(r["measured"] == "True" for r in rows)
+        assert all(abs(float(r["weight"])) >= 0.04 for r in rows)
+    for name in ("faithfulness.png", "effects.png", "faithfulness.svg", "effects.svg"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_patch_prints_shares_and_writes_heatmap(tmp_path, capsys):
+    out = tmp_path / "p"
+    argv = ["patch", "--model", DEMO, "ROMEO: But soft", "--counterfactual", "JULIET: But soft",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "share of the change" in capsys.readouterr().out
+    assert json.loads((out / "patch.json").read_text())["what"] == "resid"
+    assert (out / "patch.png").stat().st_size > 1000
+
+
+def test_routes_with_a_signed_score_and_a_foil(tmp_path, capsys):
+    out = tmp_path / "g.json"
+    argv = ["routes", "--model", DEMO, PROMPT, "--score", "knockout", "--foil", " the",
+            "--threshold", "0.05", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "knockout share of logit(" in capsys.readouterr().out
+    graph = RouteGraph.from_json(out.read_text())
+    assert graph.score == "knockout" and graph.edges
+
+
+def test_routes_refuses_renormalize_with_a_signed_score(capsys):
+    argv = ["routes", "--model", DEMO, PROMPT, "--score", "verified", "--renormalize", "0.1"]
+    assert main(argv) == 2
+    assert "--renormalize applies to proximity" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+"""The route graph figure with signed scores and with measured effects."""
+
+from lmtt.flow.graph import Edge, RouteGraph, attn_out, embed, resid
+from lmtt.viz.graph_figure import AGAINST, EDGE_COLOUR, FOR, NEGATIVE, NO_EFFECT, route_figure
+from lmtt.viz.graph_svg import route_svg
+
+EDGES = (
+    Edge(embed(0), attn_out(0, 1), "attention", 0.5),
+    Edge(embed(1), attn_out(0, 1), "residual", -0.25),  # works against the prediction
+    Edge(attn_out(0, 1), resid(0, 1), "residual", 1.0),
+)
+
+
+def _graph(score: str = "knockout") -> RouteGraph:
+    nodes = sorted({n for e in EDGES for n in (e.source, e.target)}, key=lambda n: n.sort_key())
+    return RouteGraph("m", ("a", "b"), (1,), 0.1, None, tuple(nodes), EDGES, score=score)
+
+
+def _line_colours(fig) -> list[str]:
+    return [t.line.color for t in fig.data if t.mode == "lines"]
+
+
+def test_negative_scores_are_violet_and_sized_by_magnitude():
+    lines = [t for t in route_figure(_graph(), 1).data if t.mode == "lines"]
+    width = {t.line.color.rsplit(",", 1)[0].removeprefix("rgba("): t.line.width for t in lines}
+    assert set(width) == {NEGATIVE, EDGE_COLOUR["attention"], EDGE_COLOUR["residual"]}
+    assert width[NEGATIVE] < width[EDGE_COLOUR["attention"]] < width[EDGE_COLOUR["residual"]]
+
+
+def test_measured_effects_colour_for_against_and_none():
+    ids = [e.id for e in EDGES]
+    effects = {ids[0]: 0.4, ids[1]: -0.2, ids[2]: 0.001}
+    fig = route_figure(_graph(), 1, effects=effects, min_share=0.01)
+    colours = " ".join(_line_colours(fig))
+    assert FOR in colours and AGAINST in colours and NO_EFFECT in colours
+    hover = " ".join(fig.data[len(_line_colours(fig))].hovertemplate)
+    assert "measured effect 0.400" in hover and "knockout share 0.500" in hover
+
+
+def test_the_svg_draws_negative_scores_in_violet():
+    svg = route_svg(_graph(), 1)
+    assert f"rgb({NEGATIVE})" in svg
