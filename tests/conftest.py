@@ -7,9 +7,14 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
+from lmtt.causal.metric import make_metric  # noqa: E402
+from lmtt.flow.score import score_kinds  # noqa: E402
 from lmtt.models import load_model  # noqa: E402
+from lmtt.models.trace import run_trace  # noqa: E402
 from lmtt.testing import make_tiny_model  # noqa: E402
+from lmtt.testing.circuits import ANSWER, INDUCTION_PROMPT, make_induction_circuit  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -46,3 +51,13 @@ def llama_model(llama_folder):
 @pytest.fixture(scope="session", params=["gpt2", "llama"])
 def tiny_model(request, gpt2_model, llama_model):
     return {"gpt2": gpt2_model, "llama": llama_model}[request.param]
+
+
+@pytest.fixture(scope="session")
+def circuit(tmp_path_factory):
+    """The hand-built induction circuit (lmtt.testing.circuits): (model, trace of the
+    induction prompt with queries and keys, metric log p(the copied token))."""
+    model = load_model(str(make_induction_circuit(tmp_path_factory.mktemp("c") / "m")), "cpu")
+    kinds = score_kinds(model.family)
+    trace = run_trace(model, torch.tensor(INDUCTION_PROMPT), capture=kinds)
+    return model, trace, make_metric(model, trace, target=ANSWER)

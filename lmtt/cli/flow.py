@@ -44,14 +44,44 @@ def cmd_trace(args) -> int:
     return 0
 
 
-def cmd_routes(args) -> int:
+def _graph(args, model, trace):
+    """The routes by the score ``--score`` names (printing the metric of a signed score)."""
+    from lmtt.flow.graph import routes
+
+    if args.score == "proximity":
+        return routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+    from lmtt.causal.scored import routes as scored_routes
+
+    metric = common.metric(model, trace, args)
+    common.console().print(f"edge score: {args.score} share of {metric.describe(trace.vocab)}")
+    return scored_routes(model, trace, metric, args.threshold, args.score, progress=True)
+
+
+def _routes_table(graph, threshold: float):
     from rich.table import Table
 
-    from lmtt.flow.graph import routes
+    from lmtt.viz.text import node_label
+
+    table = Table(
+        title=f"Routes at threshold {threshold}: {len(graph.nodes)} nodes, "
+        f"{len(graph.edges)} edges (top layer first)"
+    )
+    weight = "weight" if graph.score == "proximity" else "share"
+    for col in ("layer", "kind", "source", "target", weight, "top head"):
+        table.add_column(col, justify="right" if col in ("layer", weight) else "left")
+    for edge in reversed(graph.edges):
+        h = edge.top_head
+        head = "" if h is None else f"h{h} {edge.heads[h]:.3f}"
+        ends = (node_label(edge.source, graph.tokens), node_label(edge.target, graph.tokens))
+        table.add_row(str(edge.target.layer), edge.kind, *ends, f"{edge.weight:.3f}", head)
+    return table
+
+
+def cmd_routes(args) -> int:
     from lmtt.flow.lens import top_tokens
     from lmtt.io import atomic_write, check_output, disk_errors
     from lmtt.models.trace import run_trace
-    from lmtt.viz.text import node_label, percent, token_label
+    from lmtt.viz.text import percent, token_label
 
     if args.renormalize is not None and args.score != "proximity":
         from lmtt.errors import RouteError
@@ -63,44 +93,13 @@ def cmd_routes(args) -> int:
     console = common.console()
     model = common.load(args)
     trace = run_trace(model, text)
-    if args.score == "proximity":
-        graph = routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
-    else:
-        from lmtt.causal.scored import routes as scored_routes
-
-        metric = common.metric(model, trace, args)
-        console.print(f"edge score: {args.score} share of {metric.describe(trace.vocab)}")
-        graph = scored_routes(model, trace, metric, args.threshold, args.score, progress=True)
+    graph = _graph(args, model, trace)
     for pos in graph.target_positions:
         best = top_tokens(trace, trace.logits[pos], 1).top[0]
         what = f" predicts '{token_label(best.token)}' ({percent(best.prob)})"
         shown = what if trace.weights.has_lens else " (the model has no head to predict with)"
         console.print(f"position {pos} '{token_label(trace.token_strs[pos])}'{shown}")
-    table = Table(
-        title=f"Routes at threshold {args.threshold}: {len(graph.nodes)} nodes, "
-        f"{len(graph.edges)} edges (top layer first)"
-    )
-    for col, justify in (
-        ("layer", "right"),
-        ("kind", "left"),
-        ("source", "left"),
-        ("target", "left"),
-        ("weight" if graph.score == "proximity" else "share", "right"),
-        ("top head", "left"),
-    ):
-        table.add_column(col, justify=justify)
-    for edge in reversed(graph.edges):
-        h = edge.top_head
-        head = "" if h is None else f"h{h} {edge.heads[h]:.3f}"
-        table.add_row(
-            str(edge.target.layer),
-            edge.kind,
-            node_label(edge.source, graph.tokens),
-            node_label(edge.target, graph.tokens),
-            f"{edge.weight:.3f}",
-            head,
-        )
-    console.print(table)
+    console.print(_routes_table(graph, args.threshold))
     if out is not None:
         with disk_errors(out):
             out.parent.mkdir(parents=True, exist_ok=True)

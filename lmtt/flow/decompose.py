@@ -58,6 +58,11 @@ def _direction(trace: Trace, layer: int, block: str, v: torch.Tensor) -> torch.T
     return v if norm is None else _centre(trace, v) * norm[0]
 
 
+def output_direction(trace: Trace, layer: int, block: str, v: torch.Tensor) -> torch.Tensor:
+    """``C(v) * g`` of block ``block``'s output map for parts v [..., d] (v for pre-norm)."""
+    return _direction(trace, layer, block, v)
+
+
 def inverse_scale(trace: Trace, layer: int, block: str) -> Float[torch.Tensor, " T"]:
     """``1 / s_i`` of block ``block`` ("attn" or "mlp"): ones for pre-norm blocks."""
     norm = _out_norm(trace, layer, block)
@@ -127,6 +132,21 @@ def head_outputs(
     """Per-head block output sum_j A[h,i,j] / s_i u'[h,j] at the given positions."""
     scales = head_scales(trace, layer, positions)  # [H, P, T]
     return torch.einsum("hpt,htm->phm", scales, value_outputs(trace, layer))
+
+
+def head_writes_at(trace: Trace, layer: int, pos: int) -> Float[torch.Tensor, "H d"]:
+    """``head_outputs(trace, layer, [pos])[0]`` without every source's u: the pattern row is
+    contracted with the values first (O(T H d_head + H d_head d))."""
+    w = trace.weights
+    v = repeat_kv(trace.values(layer), trace.n_heads, dim=1) - w.b_V[layer]  # [T, H, d_head]
+    mixed = torch.einsum("ht,thd->hd", head_scales(trace, layer, [pos])[:, 0], v)
+    return _direction(trace, layer, "attn", torch.einsum("hd,hdm->hm", mixed, w.W_O[layer]))
+
+
+def mlp_write_at(trace: Trace, layer: int, pos: int) -> Float[torch.Tensor, " d"]:
+    """``mlp_output(trace, layer)[pos]``, for one position only."""
+    write = neuron_scales(trace, layer, [pos])[0] @ neuron_directions(trace, layer)
+    return write + mlp_bias(trace, layer)[pos]
 
 
 def attention_output(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"]:

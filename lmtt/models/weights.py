@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from jaxtyping import Float
@@ -64,6 +66,14 @@ class ModelWeights:
     lens_dense_W: Float[torch.Tensor, "d_model d_model"] | None = None
     lens_dense_b: Float[torch.Tensor, " d_model"] | None = None
     has_lens: bool = True  # False for an encoder saved without its masked-LM head
+    # (layer, n_tokens) -> lmtt.models.qk_weights.QKWeights, read from the model when asked
+    qk_reader: Callable | None = field(default=None, repr=False)
+
+    def query_key(self, layer: int, n_tokens: int):
+        """Layer ``layer``'s query and key maps (``lmtt.models.qk_weights``)."""
+        if self.qk_reader is None:
+            raise RuntimeError("these weights were not read from a model")
+        return self.qk_reader(layer, n_tokens)
 
 
 def repeat_kv(x: torch.Tensor, n_heads: int, dim: int) -> torch.Tensor:
@@ -138,7 +148,14 @@ def read_weights(
         **_out_norms(bridge, d, family),
         **(_lens_transform(bridge, family) if has_lens else {}),
         has_lens=has_lens,
+        qk_reader=partial(_read_qk, bridge, dims, family),
     )
+
+
+def _read_qk(bridge, dims, family, layer: int, n_tokens: int):
+    from lmtt.models.qk_weights import read_qk
+
+    return read_qk(bridge, dims, family, layer, n_tokens)
 
 
 def _out_norms(bridge, d: int, family: Family) -> dict:

@@ -173,6 +173,21 @@ def get_verification(trace_key: tuple, graph_key: tuple, foil: str, _graph, _mod
     return cached(("verify", trace_key, graph_key, foil), compute, trace_key[0])
 
 
+def get_score_decomposition(model_key: tuple, prompt: str, layer: int, head: int, query: int,
+                            key: int, other: int | None, _model):  # fmt: skip
+    """One head's score split over upstream parts (lmtt.flow.score), from a trace with the
+    queries and keys (one more forward pass per prompt, shared by every edge)."""
+    from lmtt.flow.score import score_decomposition, score_kinds
+
+    def trace():
+        kinds = score_kinds(_model.family)
+        return run_trace(_model, prompt, capture=kinds)
+
+    t = cached(("score trace", model_key, prompt), trace, model_key)
+    key_ = ("score", model_key, prompt, layer, head, query, key, other)
+    return cached(key_, lambda: score_decomposition(t, layer, head, query, key, other))
+
+
 def get_layer_contributions(trace_key: tuple, layer: int, renorm: float | None, _trace: Trace):
     """Attention contributions of every query of one layer (for the contribution map)."""
     key = ("layer contributions", trace_key, layer, renorm)

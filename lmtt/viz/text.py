@@ -21,3 +21,16 @@ def node_label(node, tokens) -> str:
     kind = {"embed": "embed", "attn_out": "attn", "mlp": "mlp", "resid": "resid"}[node.kind]
     layer = "" if node.layer is None else f" L{node.layer}"
     return f"{kind}{layer} @{node.pos} '{token_label(tokens[node.pos], 10)}'"
+
+
+def part_label(label: str, tokens, pos: int, side: str, minus: int | None = None) -> str:
+    """A score part in words: "L0 H3 at ' Mary' (query)", "embedding of ' John' (key)"; with
+    ``minus`` the part at ``pos`` less the same part there ("at ' John' − ' Mary'")."""
+    token = f"'{token_label(tokens[pos])}'"
+    if minus is not None:
+        token += f" − '{token_label(tokens[minus])}'"
+    if label == "embedding":
+        return f"embedding of {token} ({side})"
+    if label == "bias":
+        return f"{side} bias" if minus is None else f"{side} bias (at {token})"
+    return f"{label} at {token} ({side})"

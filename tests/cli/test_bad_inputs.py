@@ -111,6 +111,16 @@ def cases(w: dict) -> list[tuple[str, list[str]]]:
         ("patch --align negative", [*cf, "the dog", "--align", "0,-1"]),
         ("patch empty counterfactual", [*cf, ""]),
         ("verify --out is a file", ["verify", *g, "hi", "--out", f]),
+        ("qk --layer 99", ["qk", *g, "hi there", "--layer", "99", "--head", "0", "--key", "0"]),
+        ("qk --head 99", ["qk", *g, "hi there", "--layer", "0", "--head", "99", "--key", "0"]),
+        ("qk --key 99", ["qk", *g, "hi there", "--layer", "0", "--head", "0", "--key", "99"]),
+        ("qk --key -1", ["qk", *g, "hi there", "--layer", "0", "--head", "0", "--key", "-1"]),
+        ("qk --vs 99", ["qk", *g, "hi there", "--layer", "0", "--head", "0", "--key", "0",
+                        "--vs", "99"]),
+        ("qk --top-k 0", ["qk", *g, "hi there", "--layer", "0", "--head", "0", "--key", "0",
+                          "--top-k", "0"]),
+        ("qk --out is a file", ["qk", *g, "hi there", "--layer", "0", "--head", "0", "--key",
+                                "0", "--out", f]),
         ("patch --out is a file", [*cf, "the dog", "--out", f]),
     ]  # fmt: skip
     index = ["index-neurons", *g, "--corpus", c, "--quiet"]

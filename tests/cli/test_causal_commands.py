@@ -56,3 +56,31 @@ def test_routes_refuses_renormalize_with_a_signed_score(capsys):
     argv = ["routes", "--model", DEMO, PROMPT, "--score", "verified", "--renormalize", "0.1"]
     assert main(argv) == 2
     assert "--renormalize applies to proximity" in capsys.readouterr().err
+
+
+def test_qk_explains_one_attention_edge(tmp_path, capsys):
+    out = tmp_path / "qk"
+    argv = ["qk", "--model", DEMO, PROMPT, "--layer", "1", "--head", "0", "--key", "1",
+            "--vs", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "rather than 2" in text and "(query) ×" in text and "Summed by layer" in text
+    report = json.loads((out / "qk.json").read_text())
+    total = sum(sum(row) for row in report["terms"])
+    assert total == pytest.approx(report["score"], rel=1e-4, abs=1e-4)
+    assert (out / "qk.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--layer", "1", "--head", "0", "--key", "99"], "Key position 99 is out of range"),
+        (["--layer", "1", "--head", "0", "--key", "5", "--query", "3"], "Key position 5"),
+        (["--layer", "9", "--head", "0", "--key", "1"], "Layer 9 is out of range"),
+        (["--layer", "1", "--head", "0", "--key", "1", "--vs", "50"], "Second key position"),
+    ],
+)
+def test_qk_refuses_bad_positions_in_one_line(argv, message, capsys):
+    assert main(["qk", "--model", DEMO, PROMPT, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -83,3 +83,17 @@ def test_a_foil_gives_contrastive_routes_and_a_bad_foil_a_message():
     at.sidebar.text_input(key="foil").input("two tokens").run()
     assert not at.exception
     assert any("give one token" in e.value for e in at.error)
+
+
+def test_an_attention_edge_shows_why_its_head_attends(demo_routes):
+    at = _app(prompt=PROMPT)
+    edge = next(e for e in demo_routes.edges if e.kind == "attention")
+    _inspect_box(at).set_value(edge.id).run()
+    assert not at.exception and not at.error
+    assert any("Why does the head attend here?" in m.value for m in at.markdown)
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("(query) \\u00d7" in s or "(query) ×" in s for s in specs)
+    assert any("terms) sum to" in c.value for c in at.caption)
+    at.toggle(key="score_contrast").set_value(True).run()
+    assert not at.exception
+    assert any("rather than" in s for s in (c.proto.spec for c in at.get("plotly_chart")))

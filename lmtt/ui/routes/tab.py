@@ -14,6 +14,7 @@ from lmtt.ui.routes.graph_panel import graph_panel
 from lmtt.ui.routes.knockout_panel import knockout_panel
 from lmtt.ui.routes.mlp_panel import mlp_panel
 from lmtt.ui.routes.residual_panel import residual_panel
+from lmtt.ui.routes.score_panel import score_panel
 from lmtt.ui.routes.verify_panel import verify_panel
 from lmtt.viz.text import token_label
 
@@ -40,7 +41,8 @@ def _graph(model, trace, trace_key, settings, target: int) -> RouteGraph:
     return get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
 
 
-def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, target: int) -> None:
+def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, target: int,
+             model) -> None:  # fmt: skip
     """The panel of the selected node or edge (an edge shows the block it points into)."""
     element = graph.find(selection)
     if element is None:
@@ -50,7 +52,11 @@ def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, targ
     node = element.target if isinstance(element, Edge) else element
     kind = element.kind if isinstance(element, Edge) else node.kind
     if kind == "attention":
-        attention_block_panel(trace, trace_key, node.layer, node.pos, renorm)
+        tabs = st.tabs(["attention block", "why this head attends"])
+        with tabs[0]:
+            attention_block_panel(trace, trace_key, node.layer, node.pos, renorm)
+        with tabs[1]:
+            score_panel(element, trace, trace_key[0], trace_key[1], model)
     elif kind == "attn_out":
         tabs = st.tabs(["attention block", "residual state"])
         with tabs[0]:
@@ -86,7 +92,7 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     selection = state.share_selection()
     if selection:
         try:
-            _inspect(graph, selection, trace, trace_key, settings, target)
+            _inspect(graph, selection, trace, trace_key, settings, target, model)
             if trace.weights.has_lens and graph.find(selection) is not None:
                 knockout_panel(graph.find(selection), trace, trace_key, model, target,
                                settings.metric_foil)  # fmt: skip

@@ -1,0 +1,102 @@
+"""One layer's query and key maps, read from the bridge when asked (DESIGN.md section 8).
+
+With the input norm's scale frozen at its traced value, a head's query at position i is
+``R_i((C(x_i) * g / s_i + b_norm) @ W_Q + b_Q)`` (``C`` centres for a LayerNorm, ``R_i`` the
+rotary map at i, the identity for learned positions), and likewise its key: affine in the
+residual ``x``, so the score splits over the residual's parts. This module gives the maps;
+``lmtt.flow.score`` applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+
+from lmtt.errors import LmttError
+from lmtt.models.weights import _f32, _norm_weight, repeat_kv  # noqa: PLC2701
+
+
+class ScoreDecompositionError(LmttError):
+    """This model's scores cannot be split into the residual's parts (yet)."""
+
+
+@dataclass(frozen=True)
+class QKWeights:
+    """Layer ``layer``'s query and key maps, float32, one key head per query head."""
+
+    W_Q: Float[torch.Tensor, "H d_model d_head"]
+    b_Q: Float[torch.Tensor, "H d_head"]
+    W_K: Float[torch.Tensor, "H d_model d_head"]
+    b_K: Float[torch.Tensor, "H d_head"]
+    norm_w: Float[torch.Tensor, " d_model"] | None  # None: the attention reads x unnormed
+    norm_b: Float[torch.Tensor, " d_model"] | None
+    cos: Float[torch.Tensor, "T rot"] | None  # rotary cos/sin per position, None: no rotary
+    sin: Float[torch.Tensor, "T rot"] | None
+
+    def rotate(self, x: Float[torch.Tensor, "... d_head"], pos: int) -> torch.Tensor:
+        """``R_pos(x)``: the rotate-half rotary map on the first ``rot`` dimensions."""
+        if self.cos is None:
+            return x
+        cos, sin = self.cos[pos], self.sin[pos]
+        n = cos.shape[-1]
+        r, rest = x[..., :n], x[..., n:]
+        half = torch.cat([-r[..., n // 2 :], r[..., : n // 2]], dim=-1)
+        return torch.cat([r * cos + half * sin, rest], dim=-1)
+
+
+def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
+    """Layer ``layer``'s maps, with rotary cos/sin for positions 0..n_tokens-1."""
+    why = _refusal(family)
+    if why:
+        raise ScoreDecompositionError(
+            f"Scores of {family.name} cannot be split into upstream parts yet: {why}."
+        )
+    block = bridge.blocks[layer]
+    attn = block.attn
+    H, Hkv, d, dh = dims.n_heads, dims.n_kv_heads, dims.d_model, dims.d_head
+    norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
+    has_norm = norm is not None and "ln1_scale" in family.hooks
+    rotary = family.positions == "rotary"
+    cos, sin = _rotary(bridge, attn, n_tokens, dh) if rotary else (None, None)
+    return QKWeights(
+        W_Q=_f32(attn.W_Q, (H, d, dh)),
+        b_Q=_f32(getattr(attn, "b_Q", None), (H, dh)),
+        W_K=repeat_kv(_f32(attn.W_K, (Hkv, d, dh)), H, dim=0),
+        b_K=repeat_kv(_f32(getattr(attn, "b_K", None), (Hkv, dh)), H, dim=0),
+        norm_w=_norm_weight(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
+        norm_b=_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+        cos=cos,
+        sin=sin,
+    )
+
+
+QK_NORMS = {"Qwen3", "OLMo 2"}  # families with norms on the queries and keys
+
+
+def _refusal(family) -> str:
+    if family.qk_refusal:
+        return family.qk_refusal
+    if family.name in QK_NORMS:
+        return "its query and key norms are not frozen in the split yet"
+    if family.positions == "alibi":
+        return "ALiBi is not split yet"
+    return ""
+
+
+def _rotary(bridge, attn, n_tokens: int, d_head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [T, rot] from the model's own rotary module (scaling included)."""
+    rotary = getattr(attn, "_rotary_emb", None) or getattr(bridge, "rotary_emb", None)
+    if rotary is None:
+        raise ScoreDecompositionError(
+            "This model's rotary module was not found, so its scores cannot be split yet."
+        )
+    inv = getattr(rotary, "inv_freq", None)
+    dtype = inv.dtype if inv is not None else torch.float32
+    x = torch.zeros(
+        1, n_tokens, d_head, dtype=dtype, device=inv.device if inv is not None else None
+    )
+    with torch.no_grad():
+        cos, sin = rotary(x, torch.arange(n_tokens, device=x.device)[None])
+    return cos[0].float().cpu(), sin[0].float().cpu()

@@ -1,0 +1,111 @@
+"""Why a head attends: the score split over upstream parts sums to the model's score, and on
+the hand-built induction circuit names the previous-token head on the key side."""
+
+import pytest
+import torch
+
+from lmtt.flow.score import part_labels, residual_parts, score_decomposition, score_kinds
+from lmtt.models import load_model
+from lmtt.models.qk_weights import ScoreDecompositionError
+from lmtt.models.trace import run_trace
+from lmtt.testing import make_tiny_bert, make_tiny_model
+
+# LayerNorm with centring (GPT-2, OPT), RMSNorm with rotary and grouped-query attention (Llama
+# and its relatives), partial rotary (Phi, StableLM), Gemma's offset norm, mixtures of experts,
+# and the post-norm encoder.
+ARCHS = ["gpt2", "opt", "llama", "qwen2", "gemma", "phi", "stablelm", "olmo", "mixtral",
+         "qwen2_moe", "bert"]  # fmt: skip
+PROMPT = "When Mary and John went to the store, John gave"
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def traced(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param) / "m"
+    if request.param == "bert":
+        make_tiny_bert(folder, n_layers=3)
+        text = "the cat sat on the mat and the dog sat"
+    else:
+        make_tiny_model(folder, request.param, n_layers=3, n_kv_heads=2)
+        text = PROMPT
+    model = load_model(str(folder), "cpu")
+    return run_trace(model, text, capture=score_kinds(model.family))
+
+
+def test_the_parts_sum_to_the_residual(traced):
+    for layer in range(traced.n_layers):
+        parts = residual_parts(traced, layer, 3)
+        assert len(parts) == len(part_labels(traced, layer)) - 1
+        torch.testing.assert_close(parts.sum(0), traced.resid_pre(layer)[3], atol=1e-4, rtol=1e-4)
+
+
+def test_the_terms_sum_to_the_models_score(traced):
+    q = traced.n_tokens - 1
+    for layer in range(traced.n_layers):
+        for head in (0, traced.n_heads - 1):
+            s = score_decomposition(traced, layer, head, query=q, key=2)
+            assert s.terms.shape == (len(s.labels), len(s.labels))
+            assert s.total == pytest.approx(s.score, rel=1e-4, abs=1e-5)
+            scores = traced.queries(layer)[q, head] @ traced.keys(layer)[:, head].T
+            assert s.score == pytest.approx(float(scores[2]) * traced.attention_scale, abs=1e-5)
+
+
+def test_the_contrast_is_the_difference_of_two_keys(traced):
+    q = traced.n_tokens - 1
+    a = score_decomposition(traced, 1, 0, q, 2)
+    b = score_decomposition(traced, 1, 0, q, 4)
+    vs = score_decomposition(traced, 1, 0, q, 2, other=4)
+    torch.testing.assert_close(vs.terms, a.terms - b.terms)
+    assert vs.total == pytest.approx(a.score - b.score, rel=1e-4, abs=1e-5)
+
+
+def test_groups_and_sides_keep_the_total(traced):
+    s = score_decomposition(traced, 2, 1, traced.n_tokens - 1, 1)
+    for group in ("layer", "kind"):
+        names, terms = s.grouped(group)
+        assert float(terms.sum()) == pytest.approx(s.total, rel=1e-5, abs=1e-6)
+    assert s.grouped("layer")[0] == ("embedding", "L0", "L1", "bias")
+    assert s.grouped("kind")[0] == ("embedding", "head", "bias", "MLP")
+    by_query, by_key = s.by_side()
+    assert float(by_query.sum()) == pytest.approx(float(by_key.sum()), rel=1e-5, abs=1e-6)
+
+
+def test_the_induction_heads_key_reads_the_previous_token_head(circuit):
+    """On <bos> A B C D A, the induction head L1H0 attends from the last A to B (position 2)
+    because its query (the current token A: the embedding) matches its key (the previous
+    token A, written at position 2 by L0H0): that pair is the score, and against another key
+    it is the whole difference."""
+    _, trace, _ = circuit
+    s = score_decomposition(trace, 1, 0, query=5, key=2)
+    (top_q, top_k, value), *rest = s.top_pairs(3)
+    assert (top_q, top_k) == ("embedding", "L0 H0")
+    assert value == pytest.approx(s.total, rel=0.01)
+    vs = score_decomposition(trace, 1, 0, query=5, key=3, other=None)
+    contrast = score_decomposition(trace, 1, 0, query=5, key=2, other=3)
+    assert contrast.total == pytest.approx(s.total - vs.total, rel=1e-4)
+    assert contrast.top_pairs(1)[0][:2] == ("embedding", "L0 H0")
+
+
+def test_bad_positions_and_unsupported_families(circuit, tmp_path):
+    from lmtt.errors import OutOfRangeError
+
+    _, trace, _ = circuit
+    with pytest.raises(OutOfRangeError):
+        score_decomposition(trace, 1, 0, query=2, key=5)  # a later key, for a decoder
+    with pytest.raises(OutOfRangeError):
+        score_decomposition(trace, 9, 0, query=2, key=1)
+    make_tiny_model(tmp_path / "q3", "qwen3", n_layers=2)
+    q3 = load_model(str(tmp_path / "q3"), "cpu")
+    t = run_trace(q3, "hello there", capture=score_kinds(q3.family))
+    with pytest.raises(ScoreDecompositionError, match="query and key norms"):
+        score_decomposition(t, 1, 0, 1, 0)
+
+
+def test_the_one_position_writes_equal_the_full_ones(traced):
+    from lmtt.flow import decompose as D
+
+    close = {"atol": 1e-5, "rtol": 1e-4}
+    for layer in range(traced.n_layers):
+        heads = D.head_outputs(traced, layer, [4])[0]
+        torch.testing.assert_close(D.head_writes_at(traced, layer, 4), heads, **close)
+        mlp = D.mlp_output(traced, layer)[4]
+        torch.testing.assert_close(D.mlp_write_at(traced, layer, 4), mlp, **close)
