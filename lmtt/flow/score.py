@@ -77,7 +77,9 @@ def _group(label: str, group: str) -> str:
 
 def score_kinds(family) -> set[str]:
     """The activation kinds a trace needs for :func:`score_decomposition`."""
-    kinds = family.capturable & (family.route_kinds | {"q", "k", "ln1_scale"})
+    kinds = family.capturable & (
+        family.route_kinds | {"q", "k", "ln1_scale", "q_norm_scale", "k_norm_scale"}
+    )
     return set(kinds - {"final_scale"})  # the final norm is not read here
 
 
@@ -113,9 +115,20 @@ def _output_map(trace: Trace, layer: int, block: str, parts: torch.Tensor, pos: 
     )
 
 
-def _side(trace: Trace, layer: int, head: int, pos: int, W, b, qk) -> torch.Tensor:
-    """Each part's query (or key) vector at ``pos`` [C + 1, d_head], rotated; the last row is
-    the bias."""
+def _qk_norm(trace: Trace, layer: int, head: int, pos: int, side: str, qk) -> torch.Tensor:
+    """The frozen query (or key) norm of ``head`` at ``pos`` as a per-dimension factor
+    [d_head]: gain / traced scale (for keys, of the key head ``head`` reads)."""
+    gains = qk.q_norm_w if side == "q" else qk.k_norm_w
+    h = head if side == "q" else head // (trace.n_heads // len(gains))
+    scale = trace.qk_norm_scale(side, layer)
+    s = scale[h, pos, 0] if trace.family.qk_norm == "head" else scale[pos, 0]
+    return gains[h] / s
+
+
+def _side(trace: Trace, layer: int, head: int, pos: int, side: str, qk) -> torch.Tensor:
+    """Each part's query (``side`` "q") or key ("k") vector at ``pos`` [C + 1, d_head],
+    through the frozen norms and rotated; the last row is the bias."""
+    W, b = (qk.W_Q, qk.b_Q) if side == "q" else (qk.W_K, qk.b_K)
     parts = residual_parts(trace, layer, pos)
     if qk.norm_w is not None:
         s = trace.ln1_scale(layer)[pos]
@@ -125,6 +138,8 @@ def _side(trace: Trace, layer: int, head: int, pos: int, W, b, qk) -> torch.Tens
     else:
         bias = b[head]
     vectors = torch.cat([parts @ W[head], bias[None]])
+    if qk.q_norm_w is not None:
+        vectors = vectors * _qk_norm(trace, layer, head, pos, side, qk)
     return qk.rotate(vectors, pos)
 
 
@@ -139,9 +154,9 @@ def score_decomposition(
     key = check_index("Key position", key, visible)
     other = None if other is None else check_index("Second key position", other, visible)
     qk = trace.weights.query_key(layer, trace.n_tokens)
-    q = _side(trace, layer, head, query, qk.W_Q, qk.b_Q, qk)
+    q = _side(trace, layer, head, query, "q", qk)
     keys = [key] if other is None else [key, other]
-    k = [_side(trace, layer, head, j, qk.W_K, qk.b_K, qk) for j in keys]
+    k = [_side(trace, layer, head, j, "k", qk) for j in keys]
     scale = trace.attention_scale
     terms = (q @ k[0].T) * scale
     model_q, model_k = trace.queries(layer)[query, head], trace.keys(layer)[:, head]

@@ -32,6 +32,8 @@ class QKWeights:
     b_K: Float[torch.Tensor, "H d_head"]
     norm_w: Float[torch.Tensor, " d_model"] | None  # None: the attention reads x unnormed
     norm_b: Float[torch.Tensor, " d_model"] | None
+    q_norm_w: Float[torch.Tensor, "H d_head"] | None  # gains of the query/key norms, if any
+    k_norm_w: Float[torch.Tensor, "H_kv d_head"] | None
     cos: Float[torch.Tensor, "T rot"] | None  # rotary cos/sin per position, None: no rotary
     sin: Float[torch.Tensor, "T rot"] | None
 
@@ -67,19 +69,26 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
         b_K=repeat_kv(_f32(getattr(attn, "b_K", None), (Hkv, dh)), H, dim=0),
         norm_w=_norm_weight(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
         norm_b=_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+        **_qk_norms(attn, family, H, Hkv, dh),
         cos=cos,
         sin=sin,
     )
 
 
-QK_NORMS = {"Qwen3", "OLMo 2"}  # families with norms on the queries and keys
+def _qk_norms(attn, family, H: int, Hkv: int, dh: int) -> dict:
+    """The query and key norms' gains per head ([H, d_head] and [H_kv, d_head])."""
+    if not family.qk_norm:
+        return {"q_norm_w": None, "k_norm_w": None}
+    gains = {}
+    for side, n in (("q", H), ("k", Hkv)):
+        w = _f32(getattr(attn, f"{side}_norm").w, (-1,)) + family.norm_offset
+        gains[f"{side}_norm_w"] = w.expand(n, dh) if w.numel() == dh else w.reshape(n, dh)
+    return gains
 
 
 def _refusal(family) -> str:
     if family.qk_refusal:
         return family.qk_refusal
-    if family.name in QK_NORMS:
-        return "its query and key norms are not frozen in the split yet"
     if family.positions == "alibi":
         return "ALiBi is not split yet"
     return ""

@@ -30,7 +30,8 @@ from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
 KNOWN_KINDS = frozenset(
     ("resid_pre", "resid_mid", "resid_post", "pattern", "q", "k", "v", "mlp_post", "attn_out",
-     "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale", "router")
+     "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale", "router",
+     "q_norm_scale", "k_norm_scale")
 )  # fmt: skip
 
 
@@ -145,6 +146,11 @@ class Trace:
         """Scale of the norm block ``block``'s write passes through (sandwich and post
         norms)."""
         return self._get(f"{block}_out_scale", layer)
+
+    def qk_norm_scale(self, side: str, layer: int) -> torch.Tensor:
+        """Scale of the norm on the queries (``side`` "q") or keys ("k"): [H, T, 1] for
+        per-head norms (key heads for "k"), [T, 1] for a norm over every head."""
+        return self._get(f"{side}_norm_scale", layer)
 
     def final_scale(self) -> Float[torch.Tensor, "T 1"]:
         """Scale the final norm divided by at each position."""

@@ -83,6 +83,14 @@ SANDWICH_LIKE = MappingProxyType(
 # component views (lmtt.flow); "attention" the classic attention views and context search.
 ROUTES, ATTENTION, MASKED_LM = "routes", "attention", "masked_lm"
 VIEW_KINDS = frozenset(("resid_pre", "resid_post", "pattern", "q", "k"))
+# Norms on the queries and keys (Qwen3: per head; OLMo 2: over all heads): their scales, which
+# the score decomposition freezes (lmtt.flow.score).
+QK_NORM_HOOKS = MappingProxyType(
+    {
+        "q_norm_scale": "blocks.{layer}.attn.q_norm.hook_scale",
+        "k_norm_scale": "blocks.{layer}.attn.k_norm.hook_scale",
+    }
+)
 NO_ROTATED_QK = "the bridge does not expose this family's rotated queries and keys yet"
 _NORM_SCALES = frozenset(("ln1_scale", "ln2_scale", "final_scale"))
 
@@ -105,6 +113,7 @@ class Family:
     gated_mlp: bool = False
     moe: bool = False  # the MLP is a mixture of experts (lmtt.models.moe)
     positions: str = "learned"  # "learned", "rotary" or "alibi"
+    qk_norm: str = ""  # norms on q and k: "head" (each head's), "all" (over every head), ""
     supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
     hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
     refusal: str = ""  # for a family lmtt refuses: why, in one clause
@@ -144,7 +153,7 @@ class Family:
         if ROUTES in self.supports:
             kinds |= self.route_kinds
         if ATTENTION in self.supports:
-            kinds |= VIEW_KINDS
+            kinds |= VIEW_KINDS | frozenset(QK_NORM_HOOKS)
         derived = {"mlp_post", "router"} if self.moe else set()  # computed, not hooked
         kinds = (kinds & frozenset(self.hooks)) | (kinds & derived) | (derived & {"router"})
         return kinds - {"q", "k"} if self.qk_refusal else kinds

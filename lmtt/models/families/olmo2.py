@@ -3,9 +3,12 @@ queries and keys."""
 
 from types import MappingProxyType
 
-from lmtt.models.families.base import SANDWICH_HOOKS, SANDWICH_LIKE, Family
+from lmtt.models.families.base import QK_NORM_HOOKS, SANDWICH_HOOKS, SANDWICH_LIKE, Family
 
 _NO_INPUT_NORMS = {k: v for k, v in SANDWICH_HOOKS.items() if k not in ("ln1_scale", "ln2_scale")}
 FAMILY = Family(
-    "OLMo 2", ("olmo2",), **(SANDWICH_LIKE | {"hooks": MappingProxyType(_NO_INPUT_NORMS)})
+    "OLMo 2",
+    ("olmo2",),
+    **(SANDWICH_LIKE | {"hooks": MappingProxyType(_NO_INPUT_NORMS | QK_NORM_HOOKS)}),
+    qk_norm="all",
 )

@@ -1,5 +1,12 @@
 """Qwen3: the Llama block with RMS norms on the queries and keys (per head, before rotary)."""
 
-from lmtt.models.families.base import LLAMA_LIKE, Family
+from types import MappingProxyType
 
-FAMILY = Family("Qwen3", ("qwen3",), **LLAMA_LIKE)
+from lmtt.models.families.base import LLAMA_LIKE, QK_NORM_HOOKS, ROTARY_HOOKS, Family
+
+FAMILY = Family(
+    "Qwen3",
+    ("qwen3",),
+    **(LLAMA_LIKE | {"hooks": MappingProxyType(ROTARY_HOOKS | QK_NORM_HOOKS)}),
+    qk_norm="head",
+)
