@@ -38,7 +38,7 @@ from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_attribution, skip_gradient_points
 from lmtt.causal.run import DEFAULT_BATCH, run_scenarios
 from lmtt.errors import InterventionError
-from lmtt.flow.graph import Edge, RouteGraph
+from lmtt.flow.graph import VALUE_KINDS, Edge, RouteGraph
 from lmtt.models.intervene import gradients
 from lmtt.models.trace import Trace
 
@@ -54,6 +54,11 @@ def edge_intervention(edge: Edge) -> Intervention:
     if edge.kind == "residual":
         t = edge.target
         return Intervention(Skip(t.layer, t.pos, "mid" if t.kind == "attn_out" else "post"))
+    if edge.kind in ("key", "query"):
+        raise InterventionError(
+            f"A {edge.kind} edge names a part that made an attention score, not a path to "
+            "remove: knock out the part's own block (or the attention edge) instead."
+        )
     raise InterventionError(f"Unknown edge kind {edge.kind!r}.")
 
 
@@ -151,8 +156,9 @@ def verify_edges(
     batch: int = DEFAULT_BATCH,
     progress: bool = False,
 ) -> EdgeEffects:
-    """Every edge of ``graph``: its measured knockout effect and its attribution estimate."""
-    edges = graph.edges
+    """Every value-path edge of ``graph`` (key and query edges are not paths): its measured
+    knockout effect and its attribution estimate."""
+    edges = tuple(e for e in graph.edges if e.kind in VALUE_KINDS)
     effect = knockout_effects(model, trace, edges, metric, batch, progress) if knockout else None
     attr = attribution_scores(model, trace, edges, metric)[1] if attribution else None
     clean = float(metric(trace.logits[None]))

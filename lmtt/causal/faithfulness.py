@@ -26,7 +26,7 @@ from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_edits
 from lmtt.causal.run import batch_size
 from lmtt.errors import InterventionError
-from lmtt.flow.graph import Edge, RouteGraph
+from lmtt.flow.graph import VALUE_KINDS, Edge, RouteGraph
 from lmtt.models.intervene import HookEdit, run_edited
 from lmtt.models.trace import Trace
 
@@ -56,9 +56,11 @@ class EdgeMask:
 
     @classmethod
     def of_graph(cls, graph: RouteGraph, n_layers: int) -> EdgeMask:
-        """Exactly the edges of ``graph``."""
+        """Exactly the value-path edges of ``graph`` (key and query edges are not paths)."""
         m = cls.full(n_layers, len(graph.tokens), keep=False)
         for e in graph.edges:
+            if e.kind not in VALUE_KINDS:
+                continue
             t = e.target
             if e.kind == "attention":
                 m.attention[t.layer, t.pos, e.source.pos] = True
@@ -207,6 +209,7 @@ def effects_within(
     from lmtt.causal.edges import edge_intervention
 
     L, T = trace.n_layers, trace.n_tokens
+    graph = replace(graph, edges=tuple(e for e in graph.edges if e.kind in VALUE_KINDS))
     removals = [edge_intervention(e) for e in graph.edges]
     unique = list(dict.fromkeys(removals))
     masks = [EdgeMask.of_graph(graph, L)]

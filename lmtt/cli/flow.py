@@ -92,8 +92,15 @@ def cmd_routes(args) -> int:
     out = None if args.out is None else check_output(args.out, folder=False)
     console = common.console()
     model = common.load(args)
-    trace = run_trace(model, text)
-    graph = _graph(args, model, trace)
+    if args.qk_edges:
+        from lmtt.flow.qk_routes import with_qk_edges
+        from lmtt.flow.score import score_kinds
+
+        trace = run_trace(model, text, capture=score_kinds(model.family))
+        graph = with_qk_edges(trace, _graph(args, model, trace))
+    else:
+        trace = run_trace(model, text)
+        graph = _graph(args, model, trace)
     for pos in graph.target_positions:
         best = top_tokens(trace, trace.logits[pos], 1).top[0]
         what = f" predicts '{token_label(best.token)}' ({percent(best.prob)})"
@@ -140,5 +147,9 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--memory-mb", type=common.real(0, 1e7, low_open=True), default=512.0,
         help="working-memory budget",
+    )  # fmt: skip
+    p.add_argument(
+        "--qk-edges", action="store_true",
+        help="add key and query edges: the parts that made each attention edge's score",
     )  # fmt: skip
     p.add_argument("--out", default=None, help="write the routes as JSON to this file")

@@ -19,9 +19,13 @@ from lmtt.errors import EmptyRoutesError, LmttError, RouteError, check_index
 from lmtt.flow import contributions as C
 from lmtt.models.trace import Trace
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the "key" and "query" edge kinds; version 1 files still load
+READS = (1, 2)
 NODE_KINDS = ("embed", "resid", "attn_out", "mlp")
-EDGE_KINDS = ("attention", "residual", "mlp")
+# attention | residual | mlp: the value path (what a block adds); key | query: a part that made
+# an attention block's score (lmtt.flow.qk_routes), not a path the residual takes
+EDGE_KINDS = ("attention", "residual", "mlp", "key", "query")
+VALUE_KINDS = ("attention", "residual", "mlp")
 
 
 @dataclass(frozen=True, order=True)
@@ -79,7 +83,7 @@ def layer_input(layer: int, pos: int) -> Node:
 class Edge:
     source: Node
     target: Node
-    kind: str  # attention | residual | mlp
+    kind: str  # one of EDGE_KINDS
     weight: float
     heads: tuple[float, ...] | None = None  # per-head weights of an attention edge
 
@@ -168,10 +172,11 @@ class RouteGraph:
     @classmethod
     def from_json(cls, d: dict | str) -> RouteGraph:
         d = json.loads(d) if isinstance(d, str) else d
-        if d.get("schema_version") != SCHEMA_VERSION:
+        if d.get("schema_version") not in READS:
             raise LmttError(
                 f"Graph JSON has schema_version {d.get('schema_version')!r}; this lmtt reads "
-                f"version {SCHEMA_VERSION}. Re-export the graph with this lmtt version."
+                f"versions {', '.join(map(str, READS))}. Re-export the graph with this lmtt "
+                "version."
             )
         rt = d.get("renormalizing_threshold")
         return cls(

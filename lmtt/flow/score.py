@@ -125,11 +125,13 @@ def _qk_norm(trace: Trace, layer: int, head: int, pos: int, side: str, qk) -> to
     return gains[h] / s
 
 
-def _side(trace: Trace, layer: int, head: int, pos: int, side: str, qk) -> torch.Tensor:
+def side_vectors(
+    trace: Trace, layer: int, head: int, pos: int, side: str, qk, parts: torch.Tensor | None = None
+) -> torch.Tensor:
     """Each part's query (``side`` "q") or key ("k") vector at ``pos`` [C + 1, d_head],
     through the frozen norms and rotated; the last row is the bias."""
     W, b = (qk.W_Q, qk.b_Q) if side == "q" else (qk.W_K, qk.b_K)
-    parts = residual_parts(trace, layer, pos)
+    parts = residual_parts(trace, layer, pos) if parts is None else parts
     if qk.norm_w is not None:
         s = trace.ln1_scale(layer)[pos]
         centred = parts - parts.mean(-1, keepdim=True) if trace.dims.norm == "layernorm" else parts
@@ -154,9 +156,9 @@ def score_decomposition(
     key = check_index("Key position", key, visible)
     other = None if other is None else check_index("Second key position", other, visible)
     qk = trace.weights.query_key(layer, trace.n_tokens)
-    q = _side(trace, layer, head, query, "q", qk)
+    q = side_vectors(trace, layer, head, query, "q", qk)
     keys = [key] if other is None else [key, other]
-    k = [_side(trace, layer, head, j, "k", qk) for j in keys]
+    k = [side_vectors(trace, layer, head, j, "k", qk) for j in keys]
     scale = trace.attention_scale
     terms = (q @ k[0].T) * scale
     model_q, model_k = trace.queries(layer)[query, head], trace.keys(layer)[:, head]

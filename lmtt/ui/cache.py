@@ -173,17 +173,29 @@ def get_verification(trace_key: tuple, graph_key: tuple, foil: str, _graph, _mod
     return cached(("verify", trace_key, graph_key, foil), compute, trace_key[0])
 
 
+def _score_trace(model_key: tuple, prompt: str, model) -> Trace:
+    """A trace with the queries and keys and their norms' scales (lmtt.flow.score)."""
+    from lmtt.flow.score import score_kinds
+
+    compute = lambda: run_trace(model, prompt, capture=score_kinds(model.family))  # noqa: E731
+    return cached(("score trace", model_key, prompt), compute, model_key)
+
+
+def get_qk_routes(model_key: tuple, prompt: str, graph_key: tuple, _graph, _model):
+    """``_graph`` (named by ``graph_key``) with its key and query edges."""
+    from lmtt.flow.qk_routes import with_qk_edges
+
+    t = _score_trace(model_key, prompt, _model)
+    return cached(("qk routes", model_key, prompt, graph_key), lambda: with_qk_edges(t, _graph))
+
+
 def get_score_decomposition(model_key: tuple, prompt: str, layer: int, head: int, query: int,
                             key: int, other: int | None, _model):  # fmt: skip
     """One head's score split over upstream parts (lmtt.flow.score), from a trace with the
     queries and keys (one more forward pass per prompt, shared by every edge)."""
-    from lmtt.flow.score import score_decomposition, score_kinds
+    from lmtt.flow.score import score_decomposition
 
-    def trace():
-        kinds = score_kinds(_model.family)
-        return run_trace(_model, prompt, capture=kinds)
-
-    t = cached(("score trace", model_key, prompt), trace, model_key)
+    t = _score_trace(model_key, prompt, _model)
     key_ = ("score", model_key, prompt, layer, head, query, key, other)
     return cached(key_, lambda: score_decomposition(t, layer, head, query, key, other))
 

@@ -29,6 +29,7 @@ class Settings:
     neuron_index: str = ""
     score: str = "knockout"
     foil: str = ""  # as typed: a leading space is part of a GPT-2 token
+    qk_edges: bool = False  # draw the key and query edges of the attention edges
 
     @property
     def metric_foil(self) -> str:
@@ -42,8 +43,14 @@ def sidebar() -> Settings:
     prompt = _prompt_section(st.sidebar)
     threshold, renormalize, final_norm, index = _routes_section(st.sidebar)
     score, foil = _score_section(st.sidebar)
+    qk_edges = st.sidebar.toggle(
+        "key and query edges",
+        key="qk_edges",
+        help="for every attention edge, dashed edges from the parts that made its score: "
+        "what the key at the source and the query at the target were built from",
+    )
     return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index,
-                    score, foil)  # fmt: skip
+                    score, foil, qk_edges)  # fmt: skip
 
 
 def _model_section(sb) -> tuple[str, str, str]:

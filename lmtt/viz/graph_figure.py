@@ -13,7 +13,9 @@ KIND_STYLE = {  # colour, marker symbol, label
     "mlp": ("#2f9e44", "diamond", "MLP block"),
     "resid": ("#1c7ed6", "circle", "residual (block output)"),
 }
-EDGE_COLOUR = {"attention": "232, 89, 12", "residual": "120, 120, 120", "mlp": "47, 158, 68"}
+EDGE_COLOUR = {"attention": "232, 89, 12", "residual": "120, 120, 120", "mlp": "47, 158, 68",
+               "key": "134, 46, 156", "query": "12, 133, 153"}  # fmt: skip
+DASHED = ("key", "query")  # parts that made an attention score: not a path (dashed)
 NEGATIVE = "112, 72, 232"  # a signed score's edge that works against the prediction
 FOR, AGAINST, NO_EFFECT = "217, 48, 37", "26, 115, 232", "190, 190, 190"  # measured effects
 N_BINS = 6  # edges are drawn in this many weight bins (one trace each)
@@ -77,12 +79,12 @@ def _edge_lines(
     graph: RouteGraph, effects: dict[str, float] | None = None, min_share: float = 0.01
 ) -> list[go.Scatter]:
     """One line trace per colour and size bin (width and opacity grow with the bin)."""
-    buckets: dict[tuple[str, int], list] = {}
+    buckets: dict[tuple[str, int, bool], list] = {}
     for e, (rgb, size) in zip(graph.edges, _edge_style(graph, effects, min_share), strict=True):
         b = min(N_BINS - 1, int(size * N_BINS - 1e-9)) if size > 0 else 0
-        buckets.setdefault((rgb, b), []).append(e)
+        buckets.setdefault((rgb, b, e.kind in DASHED), []).append(e)
     traces = []
-    for (rgb, b), edges in buckets.items():
+    for (rgb, b, dashed), edges in buckets.items():
         xs, ys = [], []
         for e in edges:
             (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
@@ -90,6 +92,8 @@ def _edge_lines(
             ys += [y0, y1, None]
         hi = (b + 1) / N_BINS
         line = {"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"}
+        if dashed:
+            line["dash"] = "dash"
         traces.append(
             go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=line)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from lmtt.flow.graph import RouteGraph
-from lmtt.viz.graph_figure import EDGE_COLOUR, KIND_STYLE, NEGATIVE, node_xy
+from lmtt.viz.graph_figure import DASHED, EDGE_COLOUR, KIND_STYLE, NEGATIVE, node_xy
 from lmtt.viz.text import token_label
 
 
@@ -36,9 +36,10 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
         (x0, y0), (x1, y1) = xy(e.source), xy(e.target)
         rel = abs(e.weight) / max_w
         rgb = NEGATIVE if e.weight < 0 else EDGE_COLOUR[e.kind]
+        dash = 'stroke-dasharray="5,3" ' if e.kind in DASHED else ""
         parts.append(
             f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" '
-            f'stroke="rgb({rgb})" stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
+            f'stroke="rgb({rgb})" {dash}stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
             f'stroke-width="{1 + 7 * rel:.1f}"><title>{e.kind} {e.weight:.3f}</title>'
             "</line>"
         )

@@ -84,3 +84,11 @@ def test_qk_refuses_bad_positions_in_one_line(argv, message, capsys):
     assert main(["qk", "--model", DEMO, PROMPT, *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_routes_with_key_and_query_edges(tmp_path, capsys):
+    out = tmp_path / "g.json"
+    assert main(["routes", "--model", DEMO, PROMPT, "--qk-edges", "--out", str(out)]) == 0
+    assert "│ key " in capsys.readouterr().out
+    graph = RouteGraph.from_json(out.read_text())
+    assert {"key", "query"} <= {e.kind for e in graph.edges}

@@ -73,7 +73,7 @@ def test_json_round_trip_and_networkx(trace_and_full, tmp_path):
     path = tmp_path / "g.json"
     path.write_text(graph.dumps())
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 1 and data["tokens"] == list(trace.token_strs)
+    assert data["schema_version"] == 2 and data["tokens"] == list(trace.token_strs)
     assert {"kind", "layer", "pos"} == set(data["nodes"][0])
     assert RouteGraph.from_json(path.read_text()) == graph
     g = graph.to_networkx()

@@ -97,3 +97,14 @@ def test_an_attention_edge_shows_why_its_head_attends(demo_routes):
     at.toggle(key="score_contrast").set_value(True).run()
     assert not at.exception
     assert any("rather than" in s for s in (c.proto.spec for c in at.get("plotly_chart")))
+
+
+def test_the_key_and_query_edges_toggle_draws_dashed_edges():
+    at = _app(prompt=PROMPT, score="proximity")
+    n = len(_inspect_box(at).options)
+    assert '"dash"' not in _title(at)
+    at.sidebar.toggle(key="qk_edges").set_value(True).run()
+    assert not at.exception and not at.error
+    assert '"dash":"dash"' in _title(at).replace(" ", "")
+    options = _inspect_box(at).options
+    assert len(options) > n and any(o.startswith("key edge") for o in options)

@@ -18,6 +18,8 @@ def knockout_choices(element, trace) -> dict[str, Intervention]:
     removed; a block's write, the head open in its panel, or the neuron open in its panel is
     set to zero at the element's position."""
     if isinstance(element, Edge):
+        if element.kind in ("key", "query"):
+            return {}  # a part that made a score, not a path: knock out its block instead
         return {"this edge": edge_intervention(element)}
     node: Node = element
     if node.kind == "attn_out":
@@ -47,7 +49,7 @@ def _table(scores) -> pd.DataFrame:
 def knockout_panel(element, trace, trace_key, model, target: int, foil: str) -> None:
     choices = knockout_choices(element, trace)
     if not choices:
-        st.caption("Knock out: pick an edge into this residual state, or a block, to remove.")
+        st.caption("Knock out: pick a value-path edge (attention, residual, MLP) or a block.")
         return
     st.markdown("**Knock out** (a real forward pass with the part removed)")
     left, right = st.columns([3, 1])

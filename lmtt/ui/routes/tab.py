@@ -7,7 +7,7 @@ import streamlit as st
 from lmtt.errors import EmptyRoutesError, LmttError
 from lmtt.flow.graph import Edge, RouteGraph
 from lmtt.ui import state
-from lmtt.ui.cache import get_routes, get_scored_routes, get_trace
+from lmtt.ui.cache import get_qk_routes, get_routes, get_scored_routes, get_trace
 from lmtt.ui.routes.attention_block_panel import attention_block_panel
 from lmtt.ui.routes.export_panel import export_panel
 from lmtt.ui.routes.graph_panel import graph_panel
@@ -80,6 +80,9 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     state.share_routes(settings, target)
     try:
         graph = _graph(model, trace, trace_key, settings, target)
+        if settings.qk_edges:
+            key = (target, settings.threshold, settings.score, settings.renormalize, settings.foil)
+            graph = get_qk_routes(trace_key[0], trace_key[1], key, graph, model)
     except EmptyRoutesError as e:
         st.warning(str(e))
         return

@@ -3,10 +3,13 @@ the faithfulness curve."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from lmtt.errors import LmttError
 from lmtt.flow.graph import RouteGraph
+from lmtt.flow.qk_routes import value_edges
 from lmtt.ui.cache import get_verification
 from lmtt.viz.causal_figures import faithfulness_figure
 from lmtt.viz.graph_figure import route_figure
@@ -23,18 +26,19 @@ def verify_panel(graph: RouteGraph, trace, trace_key, model, graph_key: tuple, f
         )
         if not st.button("verify routes", key="verify_run"):
             return
+        graph = replace(graph, edges=value_edges(graph))  # key/query edges are not paths
         try:
             effects, f = get_verification(trace_key, graph_key, foil, graph, model, trace)
         except LmttError as e:
             st.warning(str(e))
             return
         span = f.clean - f.baseline
-        shares = {e.id: float(x) / span for e, x in zip(graph.edges, effects.effect, strict=True)}
+        shares = {e.id: float(x) / span for e, x in zip(effects.edges, effects.effect, strict=True)}
         idle = sum(abs(v) < MIN_SHARE for v in shares.values())
         a, b, c = st.columns(3)
         a.metric("completeness", f"{f.completeness[0]:.2f}")
         b.metric("share lost without the routes", f"{f.complement[0]:.2f}")
-        c.metric("edges without effect", f"{idle} of {len(graph.edges)}")
+        c.metric("edges without effect", f"{idle} of {len(effects.edges)}")
         title = (f"Measured effect of each edge ({effects.metric.describe(trace.vocab)}): red for "
                  "the prediction, blue against it, grey without effect")  # fmt: skip
         fig = route_figure(graph, trace.n_layers, title, effects=shares, min_share=MIN_SHARE)

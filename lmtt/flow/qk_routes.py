@@ -1,0 +1,105 @@
+"""Routes through the key and query sides of attention (K- and Q-composition).
+
+The route graph follows the value path: what position j's residual sends to i. Why a head
+looked at j is in its score (lmtt.flow.score): summed over the other side, each part of the
+residual at j makes a share of the score (``k_part . q_i``), and each part at i likewise
+(``q_part . k_j``). :func:`with_qk_edges` adds, for every attention edge j -> (layer l, i) of
+a graph, edges of kind ``key`` from the upstream nodes at j (the embedding, an earlier
+attention block's output, an earlier MLP) and of kind ``query`` from those at i into the
+attention node, weighted by
+
+    edge weight x sum over heads (head's share of the edge) x |part's term| / sum |terms|
+
+(the proximity of the part to the score, taken from the exact split); the query edges of the
+attention edges into one node are summed. Biases are left
+unattributed, as in the value path. Key and query edges are not removable paths: the causal
+tools (lmtt.causal) read only the value edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from lmtt.flow import graph as G
+from lmtt.flow.score import residual_parts, side_vectors
+from lmtt.models.trace import Trace
+
+
+def _part_nodes(trace: Trace, layer: int, pos: int) -> list[G.Node | None]:
+    """The graph node each part of the residual entering ``layer`` at ``pos`` belongs to
+    (None for biases), in ``part_labels`` order."""
+    nodes: list[G.Node | None] = [G.embed(pos)]
+    parallel = trace.family.parallel
+    for lo in range(layer):
+        write = G.resid(lo, pos) if parallel else G.attn_out(lo, pos)
+        nodes += [write] * trace.n_heads + [None, G.mlp_block(lo, pos)]
+    return nodes
+
+
+def _sides(trace: Trace, layer: int, query: int, key: int, heads: torch.Tensor):
+    """(query-side, key-side) terms per head [H, C]: each part's share of the score taken
+    with the other side whole (``q_part . k_j`` and ``q_i . k_part``, unscaled)."""
+    qk = trace.weights.query_key(layer, trace.n_tokens)
+    at_q, at_k = residual_parts(trace, layer, query), residual_parts(trace, layer, key)
+    q_rows, k_rows = [], []
+    for h in heads.tolist():
+        q = side_vectors(trace, layer, h, query, "q", qk, at_q)
+        k = side_vectors(trace, layer, h, key, "k", qk, at_k)
+        q_rows.append((q @ k.sum(0))[:-1])  # without the bias row
+        k_rows.append((k @ q.sum(0))[:-1])
+    return torch.stack(q_rows), torch.stack(k_rows)
+
+
+def _head_shares(trace: Trace, edge: G.Edge) -> tuple[torch.Tensor, torch.Tensor]:
+    """(heads, their shares of the edge) from the edge's per-head weights, else from the
+    attention weights."""
+    layer, i, j = edge.target.layer, edge.target.pos, edge.source.pos
+    w = torch.tensor(edge.heads) if edge.heads else trace.pattern(layer)[:, i, j]
+    w = w.clamp_min(0)
+    heads = (w > 0.01 * w.sum()).nonzero().flatten()
+    return heads, w[heads] / w[heads].sum().clamp_min(1e-12)
+
+
+def qk_edges(trace: Trace, edge: G.Edge, threshold: float) -> list[G.Edge]:
+    """The key and query edges into ``edge``'s attention node above ``threshold``."""
+    heads, share = _head_shares(trace, edge)
+    if len(heads) == 0:
+        return []
+    layer, i, j = edge.target.layer, edge.target.pos, edge.source.pos
+    out = []
+    for kind, pos, terms in zip(("query", "key"), (i, j), _sides(trace, layer, i, j, heads),
+                                strict=True):  # fmt: skip
+        part = terms.abs() / terms.abs().sum(-1, keepdim=True).clamp_min(1e-12)  # [H, C]
+        weights = edge.weight * (share[:, None] * part).sum(0)  # [C]
+        by_node: dict[G.Node, float] = {}
+        for node, w in zip(_part_nodes(trace, layer, pos), weights.tolist(), strict=True):
+            if node is not None:
+                by_node[node] = by_node.get(node, 0.0) + w
+        out += [G.Edge(n, edge.target, kind, w) for n, w in by_node.items() if w >= threshold]
+    return out
+
+
+def with_qk_edges(trace: Trace, graph: G.RouteGraph, threshold: float | None = None):
+    """``graph`` with the key and query edges of each of its attention edges (weights at
+    least ``threshold``, default the graph's) and the nodes they start from."""
+    tau = graph.threshold if threshold is None else threshold
+    merged: dict[tuple, float] = {}  # the query side of attention edges into one node: summed
+    for edge in (e for e in graph.edges if e.kind == "attention"):
+        for e in qk_edges(trace, edge, tau):
+            merged[(e.source, e.target, e.kind)] = (
+                merged.get((e.source, e.target, e.kind), 0) + e.weight
+            )
+    added = [G.Edge(src, dst, kind, w) for (src, dst, kind), w in merged.items()]
+    nodes = set(graph.nodes) | {e.source for e in added}
+    return replace(
+        graph,
+        nodes=tuple(sorted(nodes, key=G.Node.sort_key)),
+        edges=graph.edges + tuple(added),
+    )
+
+
+def value_edges(graph: G.RouteGraph) -> tuple[G.Edge, ...]:
+    """The edges of the value path (what the causal tools can remove)."""
+    return tuple(e for e in graph.edges if e.kind in G.VALUE_KINDS)
