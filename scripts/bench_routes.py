@@ -155,11 +155,16 @@ def main() -> None:
         build_model(folder, arch, n_ctx=max(1024, max(args.lengths)))
         rows += [measure(folder, arch, T, args.device, args.threads) for T in args.lengths]
     print_table(rows, args.threads)
-    out = Path(args.out or ROOT / "scripts" / "results" / f"bench_routes_{args.device}.json")
+    save_results(args.out, f"bench_routes_{args.device}.json", args, {"rows": rows})
+
+
+def save_results(path, default_name: str, args, payload: dict) -> None:
+    """Write ``payload`` with the machine's description as JSON (default scripts/results/)."""
+    out = Path(path or ROOT / "scripts" / "results" / default_name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
-               "threads": args.threads}  # fmt: skip
-    out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(),
+               "device": getattr(args, "device", "cpu"), "threads": args.threads}  # fmt: skip
+    out.write_text(json.dumps({"machine": machine, **payload}, indent=2) + "\n")
     print(f"\nsaved {out}")
 
 

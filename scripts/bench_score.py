@@ -13,9 +13,7 @@ second key. The trace is made once beforehand (the app and ``lmtt qk`` reuse it)
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -23,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_routes import build_model  # noqa: E402
+from bench_routes import build_model, save_results  # noqa: E402
 from bench_verify import hf_forward, timed  # noqa: E402
 
 
@@ -70,11 +68,7 @@ def main() -> None:
         r = row[name]
         print(f"| {name} | {r['cpu']:.3f} | {r['wall']:.3f} | {r['cpu_over_hf']:.2f} | "
               f"{r['wall_over_hf']:.2f} |")  # fmt: skip
-    out = Path(args.out or ROOT / "scripts" / "results" / "bench_score_cpu.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads}
-    out.write_text(json.dumps({"machine": machine, "row": row}, indent=2) + "\n")
-    print(f"saved {out}")
+    save_results(args.out, "bench_score_cpu.json", args, {"row": row})
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ the time ratio follows the rows, not the calls; on a GPU a batch of 16 costs abo
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_routes import build_model  # noqa: E402
+from bench_routes import build_model, save_results  # noqa: E402
 
 
 class Counter:
@@ -150,12 +148,7 @@ def main() -> None:
     build_model(folder, "gpt2", n_ctx=1024)
     row = measure(folder, args.tokens, args.device)
     print_table(row, args.threads)
-    out = Path(args.out or ROOT / "scripts" / "results" / f"bench_verify_{args.device}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "device": args.device,
-               "threads": args.threads}  # fmt: skip
-    out.write_text(json.dumps({"machine": machine, "row": row}, indent=2) + "\n")
-    print(f"\nsaved {out}")
+    save_results(args.out, f"bench_verify_{args.device}.json", args, {"row": row})
 
 
 if __name__ == "__main__":

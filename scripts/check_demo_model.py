@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_common import ROOT, SHAKESPEARE, finish_report  # noqa: E402
+
+CORPUS = SHAKESPEARE
 MARKER = "<!-- check_demo_model -->"
 
 
@@ -194,14 +196,7 @@ def main() -> int:
         lines += check[0]
         ok &= check[1]
     report = "\n".join(lines + copy_rate_lines(model, scores))
-    print(report)
-    if args.write_card:
-        card = Path(args.model) / "README.md"
-        text = card.read_text(encoding="utf-8")
-        head_part = text.split(MARKER)[0] if MARKER in text else text
-        card.write_text(f"{head_part}{MARKER}\n{report}\n", encoding="utf-8")
-        print(f"\nwrote the checks into {card}")
-    return 0 if ok else 1
+    return finish_report(report, ok, Path(args.model), MARKER, args.write_card)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import platform
-import shutil
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_common import (  # noqa: E402
+    ROOT,
+    lr_schedule,
+    model_args,
+    prepare_out,
+    read_corpus,
+    run_stats,
+    sinusoids,
+    unigram_baseline,
+)
+from training_common import SHAKESPEARE as DEFAULT_CORPUS  # noqa: E402
+
 DEFAULT_OUT = ROOT / "lmtt" / "assets" / "demo-model"
 EOT = "<|endoftext|>"
 
@@ -32,46 +40,12 @@ EOT = "<|endoftext|>"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--force", action="store_true", help="overwrite an existing model folder")
-    p.add_argument("--vocab-size", type=int, default=4096)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--n-ctx", type=int, default=256)
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    model_args(p, heads=8, n_ctx=256, steps=4000, batch_size=16, lr=2e-3)
     p.add_argument("--repeat-fraction", type=float, default=0.5)
     p.add_argument("--dropout", type=float, default=0.1, help="residual and embedding dropout")
-    p.add_argument(
-        "--sinusoidal-init",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="initialise the (trained) position embeddings with sinusoids",
-    )
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on AMX CPUs)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=500)
-    return p.parse_args(argv)
-
-
-def read_corpus(path: Path) -> str:
-    if not path.is_file():
-        sys.exit(f"train: corpus {path} does not exist (expected ../shared/data/tinyshakespeare)")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
-        sys.exit(f"train: corpus {path} is empty; give a text file with the training text")
-    return text
-
-
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            sys.exit(f"train: {out} already holds a model; pass --force to overwrite it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = p.parse_args(argv)
+    args.out = args.out or DEFAULT_OUT
+    return args
 
 
 def train_tokenizer(text: str, vocab_size: int):
@@ -92,29 +66,6 @@ def train_tokenizer(text: str, vocab_size: int):
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT
     )
-
-
-def sinusoids(n: int, d: int):
-    """The original Transformer's sinusoidal position encodings [n, d]."""
-    import torch
-
-    pos = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(-torch.arange(0, d, 2, dtype=torch.float32) * (9.2103 / d))  # 10000^(-2i/d)
-    table = torch.zeros(n, d)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)
-    return table
-
-
-def unigram_baseline(train_ids, val_ids, vocab: int) -> tuple[float, float]:
-    """(entropy of the train unigram distribution, its cross-entropy on validation) in nats."""
-    import torch
-
-    counts = torch.bincount(train_ids, minlength=vocab).double() + 1.0  # add-one smoothing
-    p = counts / counts.sum()
-    entropy = float(-(p * p.log()).sum())
-    cross = float(-p[val_ids].log().mean())
-    return entropy, cross
 
 
 def batches(ids, n_ctx: int, batch: int, repeat_fraction: float, gen):
@@ -175,26 +126,13 @@ def build_model(args, vocab: int):
     return model
 
 
-def lr_schedule(args):
-    """Linear warm-up over the first 5% of steps, then cosine decay to 10% of the peak."""
-    warmup = max(1, args.steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, args.steps - warmup)
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-    return lr_at
-
-
 def train(model, train_ids, val_ids, args) -> tuple[list[dict], int]:
     """The training loop; returns the evaluation history and the tokens seen."""
     import torch
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    lr_at = lr_schedule(args)
+    lr_at = lr_schedule(args.lr, args.steps)
     gen = torch.Generator().manual_seed(args.seed)
     data = batches(train_ids, args.n_ctx, args.batch_size, args.repeat_fraction, gen)
     history = []
@@ -250,30 +188,12 @@ def main(argv=None) -> None:
     model.eval()
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
-    command = "python scripts/train_demo_model.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
-    stats = {
-        "command": command.strip(),
-        "minutes": round(minutes, 1),
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_tokens": len(train_ids),
-        "val_tokens": len(val_ids),
-        "vocab": vocab,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "n_ctx": args.n_ctx,
-        "tokens_seen": seen,
-        "train_loss": round(train_loss, 4),
-        "val_loss": round(val_loss, 4),
-        "unigram_entropy": round(entropy, 4),
-        "unigram_val_cross_entropy": round(unigram_val, 4),
-        "repeat_fraction": args.repeat_fraction,
-        "bf16": args.bf16,
-        "seed": args.seed,
-        "machine": f"{platform.machine()}, {args.threads} threads",
-        "history": history,
-    }
+    stats = run_stats(
+        "train_demo_model.py", argv, minutes, model, train_ids, val_ids, args, seen,
+        vocab=vocab, train_loss=round(train_loss, 4), val_loss=round(val_loss, 4),
+        repeat_fraction=args.repeat_fraction, entropy=entropy, unigram_val=unigram_val,
+        history=history,
+    )  # fmt: skip
     (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
     write_card(args.out, stats, args)
     print(

@@ -51,3 +51,39 @@ def predict_from_trace(model, trace: Trace, k: int = 5) -> list[MaskPrediction]:
         fillers = [(model.vocab[int(i)].strip(), float(p)) for p, i in zip(*top, strict=True)]
         out.append(MaskPrediction(pos, fillers))
     return out
+
+
+@dataclass(frozen=True)
+class MaskedScore:
+    """How well a masked LM fills held-out tokens: ``loss`` (nats) and ``accuracy`` of its
+    top filler over ``masked`` masked tokens, whose true ids are ``labels`` [N]."""
+
+    loss: float
+    accuracy: float
+    masked: int
+    labels: torch.Tensor  # [N] true token ids of the masked positions
+
+
+def masked_token_score(
+    model, windows: list[torch.Tensor], rate: float = 0.15, seed: int = 0
+) -> MaskedScore:
+    """Mask ``rate`` of the non-special tokens of each window [T] (chosen with ``seed``, all
+    replaced by the mask token), predict them and score the predictions."""
+    require_mlm_head(model)
+    gen = torch.Generator().manual_seed(seed)
+    special = torch.tensor(sorted(model.tokenizer.all_special_ids))
+    losses, hits, labels = [], [], []
+    for window in windows:
+        chosen = (torch.rand(window.shape, generator=gen) < rate) & ~torch.isin(window, special)
+        if not chosen.any():
+            continue
+        masked = torch.where(chosen, model.tokenizer.mask_token_id, window)
+        logits = run_trace(model, masked, capture=()).logits[chosen]
+        losses.append(torch.nn.functional.cross_entropy(logits, window[chosen], reduction="sum"))
+        hits.append((logits.argmax(-1) == window[chosen]).sum())
+        labels.append(window[chosen])
+    if not labels:
+        raise PromptError("No token could be masked: give windows with ordinary tokens.")
+    truth = torch.cat(labels)
+    n = len(truth)
+    return MaskedScore(float(sum(losses)) / n, float(sum(hits)) / n, n, truth)

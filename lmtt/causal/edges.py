@@ -62,6 +62,17 @@ def edge_intervention(edge: Edge) -> Intervention:
     raise InterventionError(f"Unknown edge kind {edge.kind!r}.")
 
 
+def edge_slot(removal: Intervention) -> tuple[str, tuple[int, ...]]:
+    """Where a removal sits in an edge layout (:class:`lmtt.causal.faithfulness.EdgeMask`,
+    :class:`lmtt.causal.scored.EdgeScores`): (field, index without the head axis)."""
+    t = removal.target
+    if isinstance(t, AttentionEdge):
+        return "attention", (t.layer, t.query, t.key)
+    if isinstance(t, MlpWrite):
+        return "mlp", (t.layer, t.pos)
+    return ("skip_mid" if t.into == "mid" else "skip_post"), (t.layer, t.pos)
+
+
 @dataclass(frozen=True)
 class EdgeEffects:
     """Per edge of ``edges``: the knockout ``effect`` (metric change when only it is removed)

@@ -57,20 +57,13 @@ class EdgeMask:
     @classmethod
     def of_graph(cls, graph: RouteGraph, n_layers: int) -> EdgeMask:
         """Exactly the value-path edges of ``graph`` (key and query edges are not paths)."""
+        from lmtt.causal.edges import edge_intervention, edge_slot
+
         m = cls.full(n_layers, len(graph.tokens), keep=False)
         for e in graph.edges:
-            if e.kind not in VALUE_KINDS:
-                continue
-            t = e.target
-            if e.kind == "attention":
-                m.attention[t.layer, t.pos, e.source.pos] = True
-            elif e.kind == "mlp":
-                block = e.source if e.source.kind == "mlp" else t
-                m.mlp[block.layer, block.pos] = True
-            elif t.kind == "attn_out":
-                m.skip_mid[t.layer, t.pos] = True
-            else:
-                m.skip_post[t.layer, t.pos] = True
+            if e.kind in VALUE_KINDS:
+                field, index = edge_slot(edge_intervention(e))
+                getattr(m, field)[index] = True
         return m
 
     def inverted(self) -> EdgeMask:

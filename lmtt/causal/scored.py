@@ -26,7 +26,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from lmtt.causal.attention_removal import edge_attribution
-from lmtt.causal.edges import edge_intervention, knockout_effects
+from lmtt.causal.edges import edge_intervention, edge_slot, knockout_effects
 from lmtt.causal.faithfulness import EdgeMask, effects_within, masked_metric
 from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_gradient_points
@@ -114,16 +114,10 @@ def scores_of(trace: Trace, effects: dict) -> EdgeScores:
     zeros = (torch.zeros(L, T) for _ in range(3))
     s = EdgeScores(torch.zeros(L, H, T, T), *zeros, per_head=False)
     for removal, effect in effects.items():
-        t = removal.target
-        kind = type(t).__name__
-        if kind == "AttentionEdge":
-            s.attention[t.layer, 0, t.query, t.key] = effect  # all heads removed together
-        elif kind == "MlpWrite":
-            s.mlp[t.layer, t.pos] = effect
-        elif t.into == "mid":
-            s.skip_mid[t.layer, t.pos] = effect
-        else:
-            s.skip_post[t.layer, t.pos] = effect
+        field, index = edge_slot(removal)
+        if field == "attention":  # all heads removed together: the score sits on head 0
+            index = (index[0], 0, *index[1:])
+        getattr(s, field)[index] = effect
     return s
 
 

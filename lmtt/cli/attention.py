@@ -12,7 +12,7 @@ def cmd_mask(args) -> int:
     text = common.prompt(args)
     folder = common.output_folder(args.diagrams)
     console = common.console()
-    model = common.load(args)
+    model = common.load(args, masked_lm=True)
     for pred in mask_and_diagrams(model, text, args.top_k, folder):
         fillers = ", ".join(f"{tok} {percent(p)}" for tok, p in pred.fillers)
         console.print(f"position {pred.position}: {fillers}")
@@ -88,7 +88,11 @@ def cmd_qk_map(args) -> int:
 
 def add_commands(sub) -> None:
     p = common.command(
-        sub, "mask", "fill in [MASK] tokens with a masked-LM (BERT-style)", cmd_mask, prompt=True
+        sub,
+        "mask",
+        "fill in [MASK] tokens with a masked LM (default: the demo masked LM)",
+        cmd_mask,
+        prompt=True,
     )
     p.add_argument("--top-k", type=common.count(1), default=5)
     p.add_argument("--diagrams", default=None, metavar="DIR", help="write per-head PNGs here")

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 
 from lmtt.errors import LmttError
-from lmtt.models.weights import _f32, _norm_weight, repeat_kv  # noqa: PLC2701
+from lmtt.models.weights import as_f32, norm_gain, repeat_kv
 
 
 class ScoreDecompositionError(LmttError):
@@ -63,12 +63,12 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
     rotary = family.positions == "rotary"
     cos, sin = _rotary(bridge, attn, n_tokens, dh) if rotary else (None, None)
     return QKWeights(
-        W_Q=_f32(attn.W_Q, (H, d, dh)),
-        b_Q=_f32(getattr(attn, "b_Q", None), (H, dh)),
-        W_K=repeat_kv(_f32(attn.W_K, (Hkv, d, dh)), H, dim=0),
-        b_K=repeat_kv(_f32(getattr(attn, "b_K", None), (Hkv, dh)), H, dim=0),
-        norm_w=_norm_weight(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
-        norm_b=_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+        W_Q=as_f32(attn.W_Q, (H, d, dh)),
+        b_Q=as_f32(getattr(attn, "b_Q", None), (H, dh)),
+        W_K=repeat_kv(as_f32(attn.W_K, (Hkv, d, dh)), H, dim=0),
+        b_K=repeat_kv(as_f32(getattr(attn, "b_K", None), (Hkv, dh)), H, dim=0),
+        norm_w=norm_gain(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
+        norm_b=as_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
         **_qk_norms(attn, family, H, Hkv, dh),
         cos=cos,
         sin=sin,
@@ -81,7 +81,7 @@ def _qk_norms(attn, family, H: int, Hkv: int, dh: int) -> dict:
         return {"q_norm_w": None, "k_norm_w": None}
     gains = {}
     for side, n in (("q", H), ("k", Hkv)):
-        w = _f32(getattr(attn, f"{side}_norm").w, (-1,)) + family.norm_offset
+        w = as_f32(getattr(attn, f"{side}_norm").w, (-1,)) + family.norm_offset
         gains[f"{side}_norm_w"] = w.expand(n, dh) if w.numel() == dh else w.reshape(n, dh)
     return gains
 

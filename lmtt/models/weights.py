@@ -103,15 +103,15 @@ def read_dims(bridge, family: Family, experts=None) -> ModelDims:
     )
 
 
-def _f32(t: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+def as_f32(t: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
     if t is None:
         return torch.zeros(shape)
     return t.detach().float().cpu().reshape(shape)
 
 
-def _norm_weight(w: torch.Tensor | None, d: int, offset: float) -> torch.Tensor:
+def norm_gain(w: torch.Tensor | None, d: int, offset: float) -> torch.Tensor:
     """A norm's effective gain: offset + weight (ones for a norm without weights)."""
-    return torch.ones(d) if w is None else _f32(w, (d,)) + offset
+    return torch.ones(d) if w is None else as_f32(w, (d,)) + offset
 
 
 def read_weights(
@@ -123,15 +123,15 @@ def read_weights(
     W_O, b_V, b_O, W_out, b_out = [], [], [], [], []
     for layer, block in enumerate(bridge.blocks):
         attn, mlp = block.attn, block.mlp
-        W_O.append(_f32(attn.W_O, (H, dh, d)))
-        b_V.append(repeat_kv(_f32(attn.b_V, (dims.n_kv_heads, dh)), H, dim=0))
-        b_O.append(_f32(attn.b_O, (d,)))
+        W_O.append(as_f32(attn.W_O, (H, dh, d)))
+        b_V.append(repeat_kv(as_f32(attn.b_V, (dims.n_kv_heads, dh)), H, dim=0))
+        b_O.append(as_f32(attn.b_O, (d,)))
         if experts is not None:
             W_out.append(experts.directions(layer))
             b_out.append(torch.zeros(d))
         else:
-            W_out.append(_f32(mlp.W_out, (dims.d_mlp, d)))
-            b_out.append(_f32(mlp.b_out, (d,)))
+            W_out.append(as_f32(mlp.W_out, (dims.d_mlp, d)))
+            b_out.append(as_f32(mlp.b_out, (d,)))
     ln = bridge.ln_final
     softcap = getattr(bridge.cfg, "output_logits_soft_cap", None)
     return ModelWeights(
@@ -140,10 +140,10 @@ def read_weights(
         b_O=torch.stack(b_O),
         W_out=torch.stack(W_out),
         b_out=torch.stack(b_out),
-        W_U=_f32(bridge.W_U, (d, dims.d_vocab)),
-        b_U=_f32(getattr(bridge, "b_U", None), (dims.d_vocab,)),
-        ln_final_w=_norm_weight(getattr(ln, "w", None), d, family.norm_offset),
-        ln_final_b=_f32(getattr(ln, "b", None), (d,)),
+        W_U=as_f32(bridge.W_U, (d, dims.d_vocab)),
+        b_U=as_f32(getattr(bridge, "b_U", None), (dims.d_vocab,)),
+        ln_final_w=norm_gain(getattr(ln, "w", None), d, family.norm_offset),
+        ln_final_b=as_f32(getattr(ln, "b", None), (d,)),
         final_softcap=float(softcap) if softcap and softcap > 0 else None,
         **_out_norms(bridge, d, family),
         **(_lens_transform(bridge, family) if has_lens else {}),
@@ -166,9 +166,9 @@ def _out_norms(bridge, d: int, family: Family) -> dict:
     for kind, module in zip(("attn_out", "mlp_out"), family.out_norms, strict=True):
         norms = [getattr(block, module) for block in bridge.blocks]
         found[f"{kind}_w"] = torch.stack(
-            [_norm_weight(getattr(n, "w", None), d, family.norm_offset) for n in norms]
+            [norm_gain(getattr(n, "w", None), d, family.norm_offset) for n in norms]
         )
-        found[f"{kind}_b"] = torch.stack([_f32(getattr(n, "b", None), (d,)) for n in norms])
+        found[f"{kind}_b"] = torch.stack([as_f32(getattr(n, "b", None), (d,)) for n in norms])
     return found
 
 

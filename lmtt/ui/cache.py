@@ -30,6 +30,7 @@ from lmtt.flow.graph import routes
 from lmtt.hosting import HostSettings, load_host_settings
 from lmtt.index.context_index import ContextIndex, search_token
 from lmtt.index.neuron_store import NeuronIndex, open_index
+from lmtt.memory import release_free_memory
 from lmtt.models import LoadedModel, load_model
 from lmtt.models.trace import Trace, run_trace
 from lmtt.ui.budget import ByteBudgetCache
@@ -100,7 +101,10 @@ def _model_run(model_key: tuple, token, compute):
         waited = time.perf_counter() - start
         if box:
             box[0].caption(f"Waited {waited:.1f} s for the model ({ahead} ahead).")
-        return compute()
+        try:
+            return compute()
+        finally:
+            release_free_memory()  # what the run's passes freed goes back to the system
 
 
 def cached(key: tuple, compute, model_key: tuple | None = None, run: object = None):
@@ -144,7 +148,7 @@ def get_scored_routes(trace_key: tuple, target: int, threshold: float, score: st
         return scored_routes(_model, _trace, metric, threshold, score)
 
     key = ("scored routes", trace_key, target, threshold, score, foil)
-    return cached(key, compute, trace_key[0])
+    return cached(key, compute, trace_key[0], run=trace_key)  # one run with the prompt's trace
 
 
 def get_knockout(trace_key: tuple, target: int, foil: str, removed: tuple, _model, _trace):
@@ -178,7 +182,7 @@ def _score_trace(model_key: tuple, prompt: str, model) -> Trace:
     from lmtt.flow.score import score_kinds
 
     compute = lambda: run_trace(model, prompt, capture=score_kinds(model.family))  # noqa: E731
-    return cached(("score trace", model_key, prompt), compute, model_key)
+    return cached(("score trace", model_key, prompt), compute, model_key, run=(model_key, prompt))
 
 
 def get_qk_routes(model_key: tuple, prompt: str, graph_key: tuple, _graph, _model):

@@ -134,6 +134,35 @@ def test_masked_lm_matches_transformers(tiny_bert):
         predict_masks(model, "the cat sat .")
 
 
+def test_masked_token_score_is_the_mean_over_masked_tokens(tiny_bert):
+    """Loss and accuracy of masked_token_score against a direct transformers computation of
+    the same masked positions (the generator draws the same choice)."""
+    from transformers import BertForMaskedLM
+
+    from lmtt.attention.masked_lm import masked_token_score
+
+    folder, model = tiny_bert
+    windows = [model.encode(TEXT), model.encode("the dog sat on the mat")]
+    score = masked_token_score(model, windows, rate=0.5, seed=3)
+    hf = BertForMaskedLM.from_pretrained(folder).eval()
+    gen = torch.Generator().manual_seed(3)
+    special = torch.tensor(sorted(model.tokenizer.all_special_ids))
+    losses, hits, n = 0.0, 0, 0
+    for w in windows:
+        chosen = (torch.rand(w.shape, generator=gen) < 0.5) & ~torch.isin(w, special)
+        masked = torch.where(chosen, model.tokenizer.mask_token_id, w)
+        with torch.no_grad():
+            logits = hf(masked[None]).logits[0][chosen]
+        losses += float(torch.nn.functional.cross_entropy(logits, w[chosen], reduction="sum"))
+        hits += int((logits.argmax(-1) == w[chosen]).sum())
+        n += int(chosen.sum())
+    assert score.masked == n == len(score.labels) > 0
+    assert score.loss == pytest.approx(losses / n, rel=1e-5)
+    assert score.accuracy == pytest.approx(hits / n)
+    with pytest.raises(PromptError, match="No token could be masked"):
+        masked_token_score(model, [model.encode("")], rate=0.5)
+
+
 def test_mask_diagrams_reuse_the_predicting_pass(tiny_bert, tmp_path, monkeypatch):
     from lmtt.attention.masked_lm import predict_masks
     from lmtt.viz.diagrams import mask_and_diagrams

@@ -174,8 +174,12 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     assert any("(1 longer than the context left out)" in c.value for c in at.caption)
     at.text_input(key="qk_corpus").set_value(str(tmp_path / "missing")).run()
     assert at.warning and not at.exception
-    at = _app(str(gpt2_folder), PROMPT, tab="Masked LM")
-    assert any("no masked-LM head" in i.value for i in at.info)
+    at = _app(str(gpt2_folder), PROMPT, tab="Masked LM")  # a decoder: the demo masked LM
+    assert any("uses **lmtt-demo-mlm**" in c.value for c in at.caption)
+    assert at.text_input(key="mask_prompt").value.startswith("First Citizen: Before we [MASK]")
+    assert any("[MASK] at position" in m.value for m in at.markdown)
+    at.text_input(key="mask_prompt").set_value("no mask here").run()
+    assert any("no [MASK] token" in w.value for w in at.warning) and not at.exception
 
     bert = make_tiny_bert(tmp_path / "bert")
     at = _app(str(bert), "the cat [MASK] on the mat .")

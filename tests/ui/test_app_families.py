@@ -26,7 +26,7 @@ def test_routes_tab_and_every_panel(arch, tmp_path):
     assert (("Node", "attn_out") in one_of_each) == (arch != "gpt_neox")  # parallel: no mid
     assert ("Node", "mlp") in one_of_each
     at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params.update(model=str(folder), prompt=PROMPT, threshold="0.01")
+    at.query_params.update(model=str(folder), prompt=PROMPT, threshold="0.01", score="proximity")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     for element in one_of_each.values():

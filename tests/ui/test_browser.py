@@ -222,8 +222,9 @@ def test_every_attention_tab_opens_and_renders(server):
             label = {"model view": "model view", "q·k breakdown": "q·k"}.get(view, view)
             _download(page, f"{label} PNG", b"\x89PNG")  # exports are drawn only when clicked
             _download(page, f"{label} SVG", b"<svg")
-        page.get_by_role("tab", name="Masked LM").click()
-        page.get_by_text("has no masked-LM head").first.wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Masked LM").click()  # the GPT has no MLM head: the demo MLM
+        page.get_by_text("lmtt-demo-mlm").first.wait_for(timeout=60_000)
+        _wait_idle(page)
         page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
         page.get_by_role("tab", name="Context search").click()  # LMTT_CONTEXT_INDEX is set
         page.get_by_text("UPOS of the 50 matches").first.wait_for(timeout=60_000)

@@ -99,3 +99,16 @@ def test_a_queued_run_says_how_long_it_waited(hosted):
     worker.join()
     captions = [c.value for c in at.caption]
     assert any(c.startswith("Waited 1.") and "(1 ahead)" in c for c in captions), captions
+
+
+def test_masked_lm_tab_falls_back_only_to_an_offered_masked_lm(hosted):
+    hosted.setenv("LMTT_MODELS", "lmtt-demo-shakespeare")
+    at = run(prompt=PROMPT, tab="Masked LM")
+    assert any("no masked-LM head" in i.value and "offers only" in i.value for i in at.info)
+    assert not at.exception
+    hosted.setenv("LMTT_MODELS", "lmtt-demo-shakespeare,lmtt-demo-mlm")
+    at = run(prompt=PROMPT, tab="Masked LM")
+    assert any("[MASK] at position" in m.value for m in at.markdown)
+    hosted.setenv("LMTT_MAX_PROMPT_CHARS", "20")  # the tab's own sentence is capped too
+    at = run(prompt="short", tab="Masked LM")
+    assert at.text_input(key="mask_prompt").max_chars == 20
