@@ -126,7 +126,8 @@ def main(argv=None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "threshold": args.threshold, "min_share": args.min_share,
               "median": med, "prompts": rows}  # fmt: skip
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    strict = json.loads(json.dumps(report), parse_constant=lambda _: None)  # NaN -> null
+    args.out.write_text(json.dumps(strict, indent=1) + "\n")
     print(f"saved {args.out}")
 
 

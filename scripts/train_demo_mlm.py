@@ -32,6 +32,7 @@ from training_common import (  # noqa: E402
     read_corpus,
     run_stats,
     save_checkpoint,
+    save_run,
     sinusoids,
     unigram_baseline,
 )
@@ -295,12 +296,8 @@ def main(argv=None) -> None:
         val_masked_accuracy=round(history[-1]["accuracy"], 4),
         entropy=entropy, unigram_val=unigram_val, history=history,
     )  # fmt: skip
-    (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
-    write_card(args.out, stats, args)
-    print(
-        f"train: done in {minutes:.1f} min; masked val loss {history[-1]['loss']:.3f} vs "
-        f"unigram {unigram_val:.3f}; wrote {args.out}"
-    )
+    loss = f"masked val loss {history[-1]['loss']:.3f} vs unigram {unigram_val:.3f}"
+    save_run(args.out, stats, write_card, args, loss)
 
 
 def write_card(out: Path, s: dict, args) -> None:

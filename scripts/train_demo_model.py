@@ -15,7 +15,6 @@ model card (README.md).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from training_common import (  # noqa: E402
     prepare_out,
     read_corpus,
     run_stats,
+    save_run,
     sinusoids,
     unigram_baseline,
 )
@@ -194,11 +194,8 @@ def main(argv=None) -> None:
         repeat_fraction=args.repeat_fraction, entropy=entropy, unigram_val=unigram_val,
         history=history,
     )  # fmt: skip
-    (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
-    write_card(args.out, stats, args)
-    print(
-        f"train: done in {minutes:.1f} min; val loss {val_loss:.3f} vs unigram "
-        f"{unigram_val:.3f}; wrote {args.out}"
+    save_run(
+        args.out, stats, write_card, args, f"val loss {val_loss:.3f} vs unigram {unigram_val:.3f}"
     )
 
 

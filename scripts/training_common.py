@@ -160,3 +160,12 @@ def run_stats(script: str, argv, minutes: float, model, train_ids, val_ids, args
         "machine": f"{platform.machine()}, {args.threads} threads",
         "history": history,
     }
+
+
+def save_run(out: Path, stats: dict, write_card, args, loss_text: str) -> None:
+    """Write training.json and the model card, and say what was written."""
+    import json
+
+    (out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
+    write_card(out, stats, args)
+    print(f"train: done in {stats['minutes']:.1f} min; {loss_text}; wrote {out}")

@@ -49,7 +49,8 @@ class Agreement:
     attribution_signed: float | None  # Spearman(attribution, effect)
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        """As JSON values: an undefined correlation (fewer than 3 edges) is null."""
+        return {k: None if isinstance(v, float) and v != v else v for k, v in self.__dict__.items()}
 
 
 def agreement(effects: EdgeEffects, span: float, min_share: float = 0.01) -> Agreement:

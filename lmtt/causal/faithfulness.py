@@ -66,6 +66,13 @@ class EdgeMask:
                 getattr(m, field)[index] = True
         return m
 
+    def without(self, field: str, index: tuple) -> EdgeMask:
+        """A copy with one edge (``lmtt.causal.edges.edge_slot``) removed too."""
+        fields = ("attention", "skip_mid", "mlp", "skip_post")
+        copy = EdgeMask(*(getattr(self, f).clone() for f in fields))
+        getattr(copy, field)[index] = False
+        return copy
+
     def inverted(self) -> EdgeMask:
         return EdgeMask(~self.attention, ~self.skip_mid, ~self.mlp, ~self.skip_post)
 
@@ -196,25 +203,25 @@ def effects_within(
     model, trace: Trace, graph: RouteGraph, metric: Metric
 ) -> tuple[float, dict[Edge, float]]:
     """(completeness of ``graph``, each edge's effect within it): with only the graph's edges
-    kept, how much of the metric's span removing that edge too costs (one batch row per
-    removal; the two MLP edges of a block are one removal). An edge that is redundant with a
-    path outside the graph has no effect alone but can have one here."""
-    from lmtt.causal.edges import edge_intervention
+    kept, how much of the metric's span (its size: positive means the edge works for the
+    metric) removing that edge too costs (one batch row per removal; the two MLP edges of a
+    block are one removal). An edge that is redundant with a path outside the graph has no
+    effect alone but can have one here."""
+    from lmtt.causal.edges import edge_intervention, edge_slot
 
     L, T = trace.n_layers, trace.n_tokens
     graph = replace(graph, edges=tuple(e for e in graph.edges if e.kind in VALUE_KINDS))
     removals = [edge_intervention(e) for e in graph.edges]
     unique = list(dict.fromkeys(removals))
-    masks = [EdgeMask.of_graph(graph, L)]
-    for r in unique:
-        rest = tuple(e for e, x in zip(graph.edges, removals, strict=True) if x != r)
-        masks.append(EdgeMask.of_graph(replace(graph, edges=rest), L))
-    values = masked_metric(model, trace, [*masks, EdgeMask.full(L, T, keep=False)], metric)
-    clean, base = float(metric(trace.logits[None])), float(values[-1])
+    kept_mask = EdgeMask.of_graph(graph, L)
+    ends = masked_metric(model, trace, [kept_mask, EdgeMask.full(L, T, keep=False)], metric)
+    clean, kept, base = float(metric(trace.logits[None])), float(ends[0]), float(ends[1])
     span = clean - base
     _check_span(span)
-    kept = float(values[0])
-    by_removal = {r: (kept - float(v)) / span for r, v in zip(unique, values[1:-1], strict=True)}
-    return (kept - base) / span, {
-        e: by_removal[r] for e, r in zip(graph.edges, removals, strict=True)
-    }
+    values, size = [], batch_size(trace, n_positions=1)
+    for i in range(0, len(unique), size):  # the masks of one batch at a time: L T T bytes each
+        masks = [kept_mask.without(*edge_slot(r)) for r in unique[i : i + size]]
+        values += masked_metric(model, trace, masks, metric).tolist()
+    by_removal = {r: (kept - v) / abs(span) for r, v in zip(unique, values, strict=True)}
+    within = {e: by_removal[r] for e, r in zip(graph.edges, removals, strict=True)}
+    return (kept - base) / span, within

@@ -5,7 +5,8 @@
 removal's effect on the metric (one backward pass; signed). ``knockout`` measures it: the edges
 of the attribution routes at a quarter of the threshold, and of the proximity routes, are each
 removed in a real forward pass, and the measured effects are the scores. Either way a score is
-a signed share of ``metric(clean) - metric(every edge removed)``; the walk from the prediction
+a signed share of ``|metric(clean) - metric(every edge removed)|`` (positive: the edge works for
+the metric, whichever way the span points); the walk from the prediction
 keeps the edges into reached nodes whose score is at least ``threshold`` in size (a kept
 attention edge also reaches its query's position: its pattern is computed there), so with a
 contrast metric (a foil) the routes are what makes the target beat the foil (positive) and what
@@ -37,6 +38,7 @@ from lmtt.models.trace import Trace
 
 SCORES = ("proximity", "attribution", "knockout", "verified")
 MIN_EFFECT = 0.01  # a verified edge moves the metric by at least this share of its span
+MAX_REMOVALS = 2048  # knockout and verified routes refuse sweeps of more removals than this
 
 
 @dataclass(frozen=True)
@@ -198,21 +200,42 @@ def _block_edges(s: EdgeScores, layer: int, p: int, tau: float, parallel: bool):
     return out, src
 
 
-def edge_scores(
-    model, trace: Trace, metric: Metric, score: str, lowest: float, progress: bool = False
-) -> EdgeScores:
-    """Signed shares of every edge for ``score`` ("attribution" or "knockout"); knockout
-    measures the candidates of routes at thresholds down to ``lowest``."""
-    span = _span(model, trace, metric)
-    attribution = attribution_all(model, trace, metric).scaled(1 / span)
-    if score == "attribution":
-        return attribution
-    candidates = []
-    with contextlib.suppress(EmptyRoutesError):  # either set may be empty
-        candidates += walk(trace, attribution, metric.position, lowest / 4, "").edges
+def _candidates(trace: Trace, attribution: EdgeScores, target: int, threshold: float) -> list:
+    """The edges knockout measures for routes at ``threshold``: those of the attribution routes
+    at a quarter of it and of the proximity routes (either set may be empty)."""
+    found = []
     with contextlib.suppress(EmptyRoutesError):
-        candidates += G.routes(trace, metric.position, lowest).edges
-    return knockout_all(model, trace, metric, candidates, progress).scaled(1 / span)
+        found += walk(trace, attribution, target, threshold / 4, "").edges
+    with contextlib.suppress(EmptyRoutesError):
+        found += G.routes(trace, target, threshold).edges
+    return found
+
+
+def check_removals(n: int, threshold: float, limit: int = MAX_REMOVALS) -> None:
+    """Refuse a sweep of more than ``limit`` removals (forward-pass rows), in one line."""
+    if n > limit:
+        raise InterventionError(
+            f"The routes at threshold {threshold:g} need {n:,} edges knocked out, more than the "
+            f"{limit:,} allowed: raise the threshold (or use the proximity score)."
+        )
+
+
+def _knockout(model, trace: Trace, metric: Metric, thresholds, progress: bool) -> list:
+    """Knockout routes at each threshold: each from its own candidates (so a graph does not
+    depend on the other thresholds), every distinct removal measured once."""
+    span = abs(_span(model, trace, metric))
+    attribution = attribution_all(model, trace, metric).scaled(1 / span)
+    per_threshold = [_candidates(trace, attribution, metric.position, t) for t in thresholds]
+    removals = {edge_intervention(e) for found in per_threshold for e in found}
+    check_removals(len(removals), min(thresholds))
+    union = [e for found in per_threshold for e in found]
+    effects = measure(model, trace, metric, union, progress)
+    out = []
+    for t, found in zip(thresholds, per_threshold, strict=True):
+        mine = {edge_intervention(e) for e in found}
+        scores = scores_of(trace, {r: v for r, v in effects.items() if r in mine})
+        out.append(walk(trace, scores.scaled(1 / span), metric.position, t, "knockout", True))
+    return out
 
 
 def route_graphs(
@@ -236,7 +259,9 @@ def route_graphs(
         return out
     if score == "verified":
         return _verified(model, trace, metric, thresholds, progress)
-    scores = edge_scores(model, trace, metric, score, min(thresholds), progress)
+    if score == "knockout":
+        return _knockout(model, trace, metric, thresholds, progress)
+    scores = attribution_all(model, trace, metric).scaled(1 / abs(_span(model, trace, metric)))
     return [walk(trace, scores, metric.position, t, score, allow_empty=True) for t in thresholds]
 
 
@@ -246,6 +271,8 @@ def _verified(model, trace: Trace, metric: Metric, thresholds, progress: bool) -
     weights: those measured shares (``lmtt.causal.faithfulness.effects_within``)."""
     out = []
     graphs = route_graphs(model, trace, metric, thresholds, "proximity")
+    check_removals(sum(len({edge_intervention(e) for e in g.edges}) for g in graphs),
+                   min(thresholds))  # fmt: skip
     for graph in tqdm(graphs, desc="verify routes", unit="graph", disable=not progress):
         _, within = effects_within(model, trace, graph, metric) if graph.edges else (0.0, {})
         edges = [

@@ -87,13 +87,8 @@ def cmd_qk_map(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = common.command(
-        sub,
-        "mask",
-        "fill in [MASK] tokens with a masked LM (default: the demo masked LM)",
-        cmd_mask,
-        prompt=True,
-    )
+    p = common.command(sub, "mask", "fill in [MASK] tokens with a masked LM (default: the demo "
+                       "masked LM)", cmd_mask, prompt=True)  # fmt: skip
     p.add_argument("--top-k", type=common.count(1), default=5)
     p.add_argument("--diagrams", default=None, metavar="DIR", help="write per-head PNGs here")
 

@@ -193,19 +193,21 @@ class RouteGraph:
     def to_networkx(self):
         """A ``networkx.DiGraph``. The self-attention and residual edges into one attention
         node share a (source, target) pair: they become one edge whose ``weight`` is their sum
-        and whose ``kinds`` maps each kind to its weight."""
+        and whose ``kinds`` maps each kind to its weight (key and query edges are listed in
+        ``kinds`` but not added to ``weight``)."""
         import networkx as nx
 
         g = nx.DiGraph(model=self.model, tokens=list(self.tokens), threshold=self.threshold)
         for n in self.nodes:
             g.add_node(n, kind=n.kind, layer=n.layer, pos=n.pos, token=self.tokens[n.pos])
         for e in self.edges:
+            value = e.weight if e.kind in VALUE_KINDS else 0.0  # key/query edges: not a path
             if g.has_edge(e.source, e.target):
                 data = g.edges[e.source, e.target]
-                data["weight"] += e.weight
+                data["weight"] += value
                 data["kinds"][e.kind] = e.weight
             else:
-                g.add_edge(e.source, e.target, weight=e.weight, kinds={e.kind: e.weight})
+                g.add_edge(e.source, e.target, weight=value, kinds={e.kind: e.weight})
             if e.heads is not None:
                 g.edges[e.source, e.target]["heads"] = list(e.heads)
         return g

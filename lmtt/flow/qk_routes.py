@@ -38,11 +38,28 @@ def _part_nodes(trace: Trace, layer: int, pos: int) -> list[G.Node | None]:
     return nodes
 
 
-def _sides(trace: Trace, layer: int, query: int, key: int, heads: torch.Tensor):
+class _Parts:
+    """One call's cache: each layer's query/key maps and each (layer, position)'s parts."""
+
+    def __init__(self, trace: Trace):
+        self.trace, self.maps, self.parts = trace, {}, {}
+
+    def qk(self, layer: int):
+        if layer not in self.maps:
+            self.maps[layer] = self.trace.weights.query_key(layer, self.trace.n_tokens)
+        return self.maps[layer]
+
+    def at(self, layer: int, pos: int) -> torch.Tensor:
+        if (layer, pos) not in self.parts:
+            self.parts[(layer, pos)] = residual_parts(self.trace, layer, pos)
+        return self.parts[(layer, pos)]
+
+
+def _sides(cache: _Parts, layer: int, query: int, key: int, heads: torch.Tensor):
     """(query-side, key-side) terms per head [H, C]: each part's share of the score taken
     with the other side whole (``q_part . k_j`` and ``q_i . k_part``, unscaled)."""
-    qk = trace.weights.query_key(layer, trace.n_tokens)
-    at_q, at_k = residual_parts(trace, layer, query), residual_parts(trace, layer, key)
+    trace, qk = cache.trace, cache.qk(layer)
+    at_q, at_k = cache.at(layer, query), cache.at(layer, key)
     q_rows, k_rows = [], []
     for h in heads.tolist():
         q = side_vectors(trace, layer, h, query, "q", qk, at_q)
@@ -53,45 +70,46 @@ def _sides(trace: Trace, layer: int, query: int, key: int, heads: torch.Tensor):
 
 
 def _head_shares(trace: Trace, edge: G.Edge) -> tuple[torch.Tensor, torch.Tensor]:
-    """(heads, their shares of the edge) from the edge's per-head weights, else from the
-    attention weights."""
+    """(heads, their shares of the edge) from the sizes of the edge's per-head weights (signed
+    scores may be negative), else from the attention weights."""
     layer, i, j = edge.target.layer, edge.target.pos, edge.source.pos
-    w = torch.tensor(edge.heads) if edge.heads else trace.pattern(layer)[:, i, j]
-    w = w.clamp_min(0)
+    w = torch.tensor(edge.heads).abs() if edge.heads else trace.pattern(layer)[:, i, j]
     heads = (w > 0.01 * w.sum()).nonzero().flatten()
     return heads, w[heads] / w[heads].sum().clamp_min(1e-12)
 
 
-def qk_edges(trace: Trace, edge: G.Edge, threshold: float) -> list[G.Edge]:
-    """The key and query edges into ``edge``'s attention node above ``threshold``."""
+def qk_edges(trace: Trace, edge: G.Edge, cache: _Parts | None = None) -> list[G.Edge]:
+    """Every key and query edge into ``edge``'s attention node (unthresholded), with the sign
+    of the edge's weight."""
+    cache = _Parts(trace) if cache is None else cache
     heads, share = _head_shares(trace, edge)
     if len(heads) == 0:
         return []
     layer, i, j = edge.target.layer, edge.target.pos, edge.source.pos
     out = []
-    for kind, pos, terms in zip(("query", "key"), (i, j), _sides(trace, layer, i, j, heads),
+    for kind, pos, terms in zip(("query", "key"), (i, j), _sides(cache, layer, i, j, heads),
                                 strict=True):  # fmt: skip
         part = terms.abs() / terms.abs().sum(-1, keepdim=True).clamp_min(1e-12)  # [H, C]
-        weights = edge.weight * (share[:, None] * part).sum(0)  # [C]
+        weights = edge.weight * (share[:, None] * part).sum(0)  # [C], the edge's sign
         by_node: dict[G.Node, float] = {}
         for node, w in zip(_part_nodes(trace, layer, pos), weights.tolist(), strict=True):
             if node is not None:
                 by_node[node] = by_node.get(node, 0.0) + w
-        out += [G.Edge(n, edge.target, kind, w) for n, w in by_node.items() if w >= threshold]
+        out += [G.Edge(n, edge.target, kind, w) for n, w in by_node.items()]
     return out
 
 
 def with_qk_edges(trace: Trace, graph: G.RouteGraph, threshold: float | None = None):
     """``graph`` with the key and query edges of each of its attention edges (weights at
-    least ``threshold``, default the graph's) and the nodes they start from."""
+    least ``threshold`` in size, default the graph's, after the query edges of attention
+    edges into one node are summed) and the nodes they start from."""
     tau = graph.threshold if threshold is None else threshold
-    merged: dict[tuple, float] = {}  # the query side of attention edges into one node: summed
+    cache, merged = _Parts(trace), {}
     for edge in (e for e in graph.edges if e.kind == "attention"):
-        for e in qk_edges(trace, edge, tau):
-            merged[(e.source, e.target, e.kind)] = (
-                merged.get((e.source, e.target, e.kind), 0) + e.weight
-            )
-    added = [G.Edge(src, dst, kind, w) for (src, dst, kind), w in merged.items()]
+        for e in qk_edges(trace, edge, cache):
+            key = (e.source, e.target, e.kind)
+            merged[key] = merged.get(key, 0.0) + e.weight
+    added = [G.Edge(s, t, k, w) for (s, t, k), w in merged.items() if abs(w) >= tau]
     nodes = set(graph.nodes) | {e.source for e in added}
     return replace(
         graph,

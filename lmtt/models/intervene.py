@@ -70,6 +70,9 @@ def run_edited(
         edits = [*edits, HookEdit("unembed_in", None, lambda t, s: t[:, index.to(t.device)])]
     hooks = _hooks(model, edits, keep, seen)
     logits = model.run_with_hooks(inputs, hooks, start_layer=start_layer)
+    if positions is not None and logits.shape[1] != len(positions):
+        raise RuntimeError(f"the unembedding read {logits.shape[1]} positions, not the "
+                           f"{len(positions)} asked for: its input hook did not fire")  # fmt: skip
     missing = sorted(k for k in keep if k not in seen)
     if missing:
         raise RuntimeError(f"hooks did not fire: {missing[:5]}")

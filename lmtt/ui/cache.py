@@ -148,7 +148,7 @@ def get_scored_routes(trace_key: tuple, target: int, threshold: float, score: st
         return scored_routes(_model, _trace, metric, threshold, score)
 
     key = ("scored routes", trace_key, target, threshold, score, foil)
-    return cached(key, compute, trace_key[0], run=trace_key)  # one run with the prompt's trace
+    return cached(key, compute, trace_key[0])  # a run of its own: a sweep of forward passes
 
 
 def get_knockout(trace_key: tuple, target: int, foil: str, removed: tuple, _model, _trace):

@@ -104,3 +104,41 @@ def test_the_cli_offers_every_score():
     from lmtt.cli.common import SCORES as CLI_SCORES
 
     assert CLI_SCORES == SCORES
+
+
+def test_knockout_routes_at_a_threshold_do_not_depend_on_the_others():
+    from lmtt.models import load_model
+    from lmtt.models.catalog import load_model_catalog
+    from lmtt.models.trace import run_trace
+
+    catalog = load_model_catalog()
+    model = load_model(catalog.get(catalog.default).resolved_source(), "cpu")
+    trace = run_trace(model, "First Citizen: Before we proceed any further, hear me speak.")
+    metric = make_metric(model, trace)
+    alone = route_graphs(model, trace, metric, [0.04], "knockout")[0]
+    swept = route_graphs(model, trace, metric, [0.01, 0.04], "knockout")[1]
+    assert _structure(swept) == _structure(alone)  # weights equal up to batching's rounding
+    weights = {(e.source, e.target, e.kind): e.weight for e in alone.edges}
+    assert all(e.weight == pytest.approx(weights[(e.source, e.target, e.kind)], abs=1e-4)
+               for e in swept.edges)  # fmt: skip
+
+
+def test_a_sweep_too_large_is_refused_in_one_line():
+    from lmtt.causal.scored import check_removals
+
+    check_removals(2048, 0.01)
+    with pytest.raises(InterventionError, match="raise the threshold"):
+        check_removals(2049, 0.001)
+
+
+def test_shares_keep_their_meaning_when_the_span_is_negative(circuit):
+    """For an unlikely token, removing every edge raises log p (a negative span); a positive
+    share still means the edge works for the metric: removing it lowers the metric."""
+    from lmtt.causal.edges import knockout_effects
+
+    model, trace, _ = circuit
+    unlikely = int(trace.logits[-1].argmin())
+    metric = make_metric(model, trace, target=unlikely)
+    graph = routes(model, trace, metric, threshold=0.05, score="knockout")
+    drops = knockout_effects(model, trace, graph.edges, metric)  # clean - removed
+    assert all((e.weight > 0) == (float(d) > 0) for e, d in zip(graph.edges, drops, strict=True))

@@ -54,3 +54,20 @@ def test_the_causal_tools_read_only_the_value_path(graphs, circuit):
         edge_intervention(key_edge)
     effects = verify_edges(model, trace, qk, metric)
     assert effects.edges == graph.edges
+
+
+def test_an_edge_against_the_prediction_keeps_its_key_and_query_edges(graphs, circuit):
+    from dataclasses import replace
+
+    from lmtt.flow.qk_routes import qk_edges
+
+    _, trace, _ = circuit
+    graph, _ = graphs
+    induction = next(e for e in graph.edges if e.kind == "attention" and e.target.layer == 1)
+    heads = tuple(-h for h in induction.heads)  # a signed score's per-head weights
+    against = replace(induction, weight=-induction.weight, heads=heads)
+    edges = qk_edges(trace, against)
+    assert edges and all(e.weight <= 0 for e in edges)
+    signed = replace(graph, edges=tuple(against if e == induction else e for e in graph.edges))
+    keys = _by(with_qk_edges(trace, signed, threshold=0.05), "key")
+    assert keys[(attn_out(0, 2), attn_out(1, 5))] == pytest.approx(-induction.weight, rel=0.05)

@@ -108,3 +108,15 @@ def test_the_key_and_query_edges_toggle_draws_dashed_edges():
     assert '"dash":"dash"' in _title(at).replace(" ", "")
     options = _inspect_box(at).options
     assert len(options) > n and any(o.startswith("key edge") for o in options)
+
+
+def test_a_family_without_removable_edges_falls_back_to_proximity(tmp_path):
+    """OPT's attention pattern is not reachable before its heads' outputs: the knockout score
+    says so and the tab shows the proximity routes."""
+    from lmtt.testing import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "opt", "opt", n_layers=2)
+    at = _app(model=str(folder), prompt="When Mary and John went to the store")
+    assert not at.exception and not at.error
+    assert any("Showing the proximity routes instead" in w.value for w in at.warning)
+    assert "proximity scores" in _title(at)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lmtt.errors import EmptyRoutesError, LmttError
+from lmtt.causal.metric import make_metric
+from lmtt.errors import EmptyRoutesError, InterventionError, LmttError
 from lmtt.flow.graph import Edge, RouteGraph
 from lmtt.ui import state
 from lmtt.ui.cache import get_qk_routes, get_routes, get_scored_routes, get_trace
@@ -34,11 +35,26 @@ def _graph(model, trace, trace_key, settings, target: int) -> RouteGraph:
     metric) gets the proximity routes, with a note."""
     if settings.score != "proximity":
         if trace.weights.has_lens:
-            return get_scored_routes(trace_key, target, settings.threshold, settings.score,
-                                     settings.metric_foil, model, trace)  # fmt: skip
-        st.caption(f"This model has no head to predict with, so no {settings.score} score: "
-                   "showing proximity routes.")  # fmt: skip
+            # a foil that is not one token is the visitor's to fix: raised to the caller
+            make_metric(model, trace, foil=settings.metric_foil or None, position=target)
+            try:
+                return get_scored_routes(trace_key, target, settings.threshold, settings.score,
+                                         settings.metric_foil, model, trace)  # fmt: skip
+            except InterventionError as e:  # a family without removable edges, a huge sweep
+                st.warning(f"{e} Showing the proximity routes instead.")
+        else:
+            st.caption(f"This model has no head to predict with, so no {settings.score} score: "
+                       "showing proximity routes.")  # fmt: skip
     return get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
+
+
+def _with_qk_edges(graph: RouteGraph, trace_key, settings, target: int, model) -> RouteGraph:
+    key = (target, settings.threshold, settings.score, settings.renormalize, settings.foil)
+    try:
+        return get_qk_routes(trace_key[0], trace_key[1], key, graph, model)
+    except LmttError as e:  # e.g. a family whose scores cannot be split yet
+        st.caption(f"No key and query edges: {e}")
+        return graph
 
 
 def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, target: int,
@@ -81,8 +97,7 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     try:
         graph = _graph(model, trace, trace_key, settings, target)
         if settings.qk_edges:
-            key = (target, settings.threshold, settings.score, settings.renormalize, settings.foil)
-            graph = get_qk_routes(trace_key[0], trace_key[1], key, graph, model)
+            graph = _with_qk_edges(graph, trace_key, settings, target, model)
     except EmptyRoutesError as e:
         st.warning(str(e))
         return
