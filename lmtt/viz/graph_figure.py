@@ -87,9 +87,9 @@ def _edge_lines(
     for (rgb, b, dashed), edges in buckets.items():
         xs, ys = [], []
         for e in edges:
-            (x0, y0), (x1, y1) = node_xy(e.source), node_xy(e.target)
-            xs += [x0, x1, None]
-            ys += [y0, y1, None]
+            (x0, y0), (x1, y1), (xm, ym) = *_ends(e), edge_midpoint(e)
+            xs += [x0, xm, x1, None]
+            ys += [y0, ym, y1, None]
         hi = (b + 1) / N_BINS
         line = {"width": 1 + 7 * hi, "color": f"rgba({rgb}, {0.25 + 0.7 * hi:.2f})"}
         if dashed:
@@ -100,9 +100,24 @@ def _edge_lines(
     return traces
 
 
+# key/query edges bend aside: they may share a value edge's ends (see edge_midpoint)
+BEND = {"key": 0.18, "query": -0.18}
+
+
+def _ends(e) -> tuple[tuple[float, float], tuple[float, float]]:
+    return node_xy(e.source), node_xy(e.target)
+
+
+def edge_midpoint(e) -> tuple[float, float]:
+    """Where an edge is drawn through and clicked: its middle, moved aside for key and query
+    edges so they do not hide a value edge between the same nodes."""
+    (x0, y0), (x1, y1) = _ends(e)
+    return (x0 + x1) / 2 + BEND.get(e.kind, 0.0), (y0 + y1) / 2
+
+
 def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) -> go.Scatter:
     """Invisible markers at the edges' midpoints: what a click on an edge selects."""
-    mids = [(e, node_xy(e.source), node_xy(e.target)) for e in graph.edges]
+    mids = [(e, edge_midpoint(e)) for e in graph.edges]
     name = "weight" if graph.score == "proximity" else f"{graph.score} share"
 
     def hover(e) -> str:
@@ -112,14 +127,14 @@ def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) ->
         return text + "<extra></extra>"
 
     return go.Scatter(
-        x=[(a[0] + b[0]) / 2 for _, a, b in mids],
-        y=[(a[1] + b[1]) / 2 for _, a, b in mids],
+        x=[m[0] for _, m in mids],
+        y=[m[1] for _, m in mids],
         mode="markers",
         name="edges",
         showlegend=False,
         marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
-        customdata=[e.id for e, _, _ in mids],
-        hovertemplate=[hover(e) for e, _, _ in mids],
+        customdata=[e.id for e, _ in mids],
+        hovertemplate=[hover(e) for e, _ in mids],
     )
 
 

@@ -40,3 +40,18 @@ def test_measured_effects_colour_for_against_and_none():
 def test_the_svg_draws_negative_scores_in_violet():
     svg = route_svg(_graph(), 1)
     assert f"rgb({NEGATIVE})" in svg
+
+
+def test_key_and_query_edges_bend_aside_from_the_value_edge_they_share_ends_with():
+    from lmtt.viz.graph_figure import edge_midpoint
+
+    value = EDGES[0]
+    key = Edge(value.source, value.target, "key", 0.3)
+    query = Edge(value.source, value.target, "query", 0.3)
+    points = {edge_midpoint(e) for e in (value, key, query)}
+    assert len(points) == 3  # three places to click
+    nodes = sorted({n for e in EDGES for n in (e.source, e.target)}, key=lambda n: n.sort_key())
+    graph = RouteGraph("m", ("a", "b"), (1,), 0.1, None, tuple(nodes), (*EDGES, key, query))
+    pickers = next(t for t in route_figure(graph, 1).data if t.name == "edges")
+    assert set(pickers.customdata) == {e.id for e in graph.edges}
+    assert any(t.line.dash == "dash" for t in route_figure(graph, 1).data if t.mode == "lines")
