@@ -22,9 +22,12 @@ from dataclasses import replace
 
 import torch
 
+from lmtt.errors import RouteError
 from lmtt.flow import graph as G
 from lmtt.flow.score import residual_parts, side_vectors
 from lmtt.models.trace import Trace
+
+MAX_ATTENTION_EDGES = 512  # each needs the parts at both ends (C x d floats a position)
 
 
 def _part_nodes(trace: Trace, layer: int, pos: int) -> list[G.Node | None]:
@@ -104,8 +107,14 @@ def with_qk_edges(trace: Trace, graph: G.RouteGraph, threshold: float | None = N
     least ``threshold`` in size, default the graph's, after the query edges of attention
     edges into one node are summed) and the nodes they start from."""
     tau = graph.threshold if threshold is None else threshold
+    attention = [e for e in graph.edges if e.kind == "attention"]
+    if len(attention) > MAX_ATTENTION_EDGES:
+        raise RouteError(
+            f"The routes hold {len(attention):,} attention edges; key and query edges are drawn "
+            f"for at most {MAX_ATTENTION_EDGES:,}: raise the threshold."
+        )
     cache, merged = _Parts(trace), {}
-    for edge in (e for e in graph.edges if e.kind == "attention"):
+    for edge in attention:
         for e in qk_edges(trace, edge, cache):
             key = (e.source, e.target, e.kind)
             merged[key] = merged.get(key, 0.0) + e.weight

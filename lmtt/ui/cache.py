@@ -190,7 +190,8 @@ def get_qk_routes(model_key: tuple, prompt: str, graph_key: tuple, _graph, _mode
     from lmtt.flow.qk_routes import with_qk_edges
 
     t = _score_trace(model_key, prompt, _model)
-    return cached(("qk routes", model_key, prompt, graph_key), lambda: with_qk_edges(t, _graph))
+    key = ("qk routes", model_key, prompt, graph_key)
+    return cached(key, lambda: with_qk_edges(t, _graph), model_key)  # in turn, as a run
 
 
 def get_score_decomposition(model_key: tuple, prompt: str, layer: int, head: int, query: int,

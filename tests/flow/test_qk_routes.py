@@ -71,3 +71,14 @@ def test_an_edge_against_the_prediction_keeps_its_key_and_query_edges(graphs, ci
     signed = replace(graph, edges=tuple(against if e == induction else e for e in graph.edges))
     keys = _by(with_qk_edges(trace, signed, threshold=0.05), "key")
     assert keys[(attn_out(0, 2), attn_out(1, 5))] == pytest.approx(-induction.weight, rel=0.05)
+
+
+def test_too_many_attention_edges_are_refused(graphs, circuit, monkeypatch):
+    import lmtt.flow.qk_routes as Q
+    from lmtt.errors import RouteError
+
+    _, trace, _ = circuit
+    graph, _ = graphs
+    monkeypatch.setattr(Q, "MAX_ATTENTION_EDGES", 1)
+    with pytest.raises(RouteError, match="raise the threshold"):
+        with_qk_edges(trace, graph)
