@@ -161,7 +161,8 @@ def _area(x: Sequence[float], y: Sequence[float]) -> float:
     return area / (xs[-1] - xs[0])
 
 
-def _check_span(span: float) -> None:
+def check_span(span: float) -> None:
+    """Refuse a metric that removing every edge does not move (shares of it are undefined)."""
     if abs(span) < 1e-9:
         raise InterventionError(
             "The metric is the same with every edge removed as in the clean run, so shares of "
@@ -184,7 +185,7 @@ def faithfulness(
     values = masked_metric(model, trace, [*masks, EdgeMask.full(L, T, keep=False)], metric)
     clean, base = float(metric(trace.logits[None])), float(values[-1])
     span = clean - base
-    _check_span(span)
+    check_span(span)
     n = len(graphs)
     share = [(float(v) - base) / span for v in values[:n]]
     lost = [(clean - float(v)) / span for v in values[n : 2 * n]] if complement else None
@@ -217,7 +218,7 @@ def effects_within(
     ends = masked_metric(model, trace, [kept_mask, EdgeMask.full(L, T, keep=False)], metric)
     clean, kept, base = float(metric(trace.logits[None])), float(ends[0]), float(ends[1])
     span = clean - base
-    _check_span(span)
+    check_span(span)
     values, size = [], batch_size(trace, n_positions=1)
     for i in range(0, len(unique), size):  # the masks of one batch at a time: L T T bytes each
         masks = [kept_mask.without(*edge_slot(r)) for r in unique[i : i + size]]

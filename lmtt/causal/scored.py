@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from lmtt.causal.attention_removal import edge_attribution
 from lmtt.causal.edges import edge_intervention, edge_slot, knockout_effects
-from lmtt.causal.faithfulness import EdgeMask, effects_within, masked_metric
+from lmtt.causal.faithfulness import EdgeMask, check_span, effects_within, masked_metric
 from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_gradient_points
 from lmtt.errors import EmptyRoutesError, InterventionError
@@ -94,11 +94,7 @@ def _span(model, trace: Trace, metric: Metric) -> float:
     L, T = trace.n_layers, trace.n_tokens
     baseline = float(masked_metric(model, trace, [EdgeMask.full(L, T, keep=False)], metric)[0])
     span = float(metric(trace.logits[None])) - baseline
-    if abs(span) < 1e-9:
-        raise InterventionError(
-            "The metric is the same with every edge removed, so no share of it can be scored: "
-            "pick another metric or target."
-        )
+    check_span(span)
     return span
 
 
@@ -123,11 +119,6 @@ def scores_of(trace: Trace, effects: dict) -> EdgeScores:
     return s
 
 
-def knockout_all(model, trace: Trace, metric: Metric, candidates, progress=False) -> EdgeScores:
-    """Measured knockout effects of the ``candidates`` (route edges); every other edge 0."""
-    return scores_of(trace, measure(model, trace, metric, candidates, progress))
-
-
 def walk(
     trace: Trace,
     scores: EdgeScores,
@@ -148,12 +139,16 @@ def walk(
             below |= src
         reached = below
     if not edges and not allow_empty:
-        raise EmptyRoutesError(
-            f"No edge into the prediction has a {label} share of at least {threshold}: lower "
-            "the threshold.",
-            max_threshold=0.0,
-        )
+        raise _no_routes(label, threshold)
     return _graph(trace, target, threshold, label, edges)
+
+
+def _no_routes(label: str, threshold: float) -> EmptyRoutesError:
+    return EmptyRoutesError(
+        f"No edge into the prediction has a {label} share of at least {threshold}: lower the "
+        "threshold.",
+        max_threshold=0.0,
+    )
 
 
 def _graph(trace: Trace, target: int, threshold: float, label: str, edges) -> G.RouteGraph:
@@ -295,9 +290,5 @@ def routes(
         return G.routes(trace, metric.position, threshold)
     graph = route_graphs(model, trace, metric, [threshold], score, progress)[0]
     if not graph.edges:
-        raise EmptyRoutesError(
-            f"No edge into the prediction has a {score} share of at least {threshold}: lower "
-            "the threshold.",
-            max_threshold=0.0,
-        )
+        raise _no_routes(score, threshold)
     return graph

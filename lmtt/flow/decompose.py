@@ -48,14 +48,15 @@ def _out_norm(trace: Trace, layer: int, block: str):
     return gain[layer], getattr(w, f"{block}_out_b")[layer], scale
 
 
-def _centre(trace: Trace, v: torch.Tensor) -> torch.Tensor:
+def centre(trace: Trace, v: torch.Tensor) -> torch.Tensor:
+    """``C(v)``: v less its mean over the last axis for a LayerNorm model, else v."""
     return v - v.mean(dim=-1, keepdim=True) if trace.dims.norm == "layernorm" else v
 
 
 def _direction(trace: Trace, layer: int, block: str, v: torch.Tensor) -> torch.Tensor:
     """``C(v) * g``: a part's direction after the output map, before its per-position scale."""
     norm = _out_norm(trace, layer, block)
-    return v if norm is None else _centre(trace, v) * norm[0]
+    return v if norm is None else centre(trace, v) * norm[0]
 
 
 def output_direction(trace: Trace, layer: int, block: str, v: torch.Tensor) -> torch.Tensor:

@@ -134,8 +134,7 @@ def side_vectors(
     parts = residual_parts(trace, layer, pos) if parts is None else parts
     if qk.norm_w is not None:
         s = trace.ln1_scale(layer)[pos]
-        centred = parts - parts.mean(-1, keepdim=True) if trace.dims.norm == "layernorm" else parts
-        parts = centred * qk.norm_w / s
+        parts = D.centre(trace, parts) * qk.norm_w / s
         bias = qk.norm_b @ W[head] + b[head]
     else:
         bias = b[head]
