@@ -5,8 +5,8 @@
 The prompts are 10 speeches from the held-out last 5% of Tiny Shakespeare (every tenth one
 with at least 48 tokens, cut to its first 48 tokens); the prediction explained is the model's
 top next token at the last position, the metric its log-probability. For each score
-(proximity, attribution, knockout) the routes at the threshold are built, every edge of them
-is knocked out in a real forward pass, and the script reports:
+(proximity, attribution, knockout, verified, read) the routes at the threshold are built,
+every edge of them is knocked out in a real forward pass, and the script reports:
 
 - edges: how many the routes keep;
 - completeness: the share of the metric's span (clean minus every edge removed) kept when
@@ -34,7 +34,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-SCORES = ("proximity", "attribution", "knockout", "verified")
+SCORES = ("proximity", "attribution", "knockout", "verified", "read")
 
 
 def held_out_prompts(model, text: str, n: int = 10, length: int = 48) -> list[str]:

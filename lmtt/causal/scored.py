@@ -10,7 +10,9 @@ the metric, whichever way the span points); the walk from the prediction
 keeps the edges into reached nodes whose score is at least ``threshold`` in size (a kept
 attention edge also reaches its query's position: its pattern is computed there), so with a
 contrast metric (a foil) the routes are what makes the target beat the foil (positive) and what
-works for the foil (negative). ``verified`` is proximity filtered by verification: the proximity
+works for the foil (negative). ``read`` is proximity with each part weighted by the share of
+it its reader reads, the prediction reading the metric's direction (``lmtt.flow.read``; no
+forward passes). ``verified`` is proximity filtered by verification: the proximity
 routes at the threshold with everything else removed, each edge then removed too, keeping those
 whose removal moves the metric by at least 1% of its span, weighted by that measured share (an
 edge redundant with a path outside the routes does nothing alone but counts here).
@@ -33,10 +35,11 @@ from lmtt.causal.metric import Metric
 from lmtt.causal.removal import skip_gradient_points
 from lmtt.errors import EmptyRoutesError, InterventionError
 from lmtt.flow import graph as G
+from lmtt.flow.read import Reading
 from lmtt.models.intervene import gradients
 from lmtt.models.trace import Trace
 
-SCORES = ("proximity", "attribution", "knockout", "verified")
+SCORES = ("proximity", "attribution", "knockout", "verified", "read")
 MIN_EFFECT = 0.01  # a verified edge moves the metric by at least this share of its span
 MAX_REMOVALS = 2048  # knockout and verified routes refuse sweeps of more removals than this
 
@@ -244,13 +247,14 @@ def route_graphs(
     """The routes at each threshold (the scores computed once; a graph may have no edge)."""
     if score not in SCORES:
         raise InterventionError(f"Unknown score {score!r}: use one of {', '.join(SCORES)}.")
-    if score == "proximity":
+    if score in ("proximity", "read"):
         full, out = G.build_graph(trace), []
+        reading = reading_of(metric) if score == "read" else None
         for t in thresholds:
             try:
-                out.append(full.prune(metric.position, t))
+                out.append(full.prune(metric.position, t, reading))
             except EmptyRoutesError:
-                out.append(_graph(trace, metric.position, t, "proximity", []))
+                out.append(_graph(trace, metric.position, t, score, []))
         return out
     if score == "verified":
         return _verified(model, trace, metric, thresholds, progress)
@@ -258,6 +262,11 @@ def route_graphs(
         return _knockout(model, trace, metric, thresholds, progress)
     scores = attribution_all(model, trace, metric).scaled(1 / abs(_span(model, trace, metric)))
     return [walk(trace, scores, metric.position, t, score, allow_empty=True) for t in thresholds]
+
+
+def reading_of(metric: Metric) -> Reading:
+    """The read weights (``lmtt.flow.read``) along the direction the metric moves."""
+    return Reading(token=metric.target, foil=metric.foil, logprob=metric.kind == "logprob")
 
 
 def _verified(model, trace: Trace, metric: Metric, thresholds, progress: bool) -> list:
@@ -286,8 +295,9 @@ def routes(
     progress: bool = False,
 ) -> G.RouteGraph:
     """The routes to the metric's prediction scored by ``score`` (module docstring)."""
-    if score == "proximity":
-        return G.routes(trace, metric.position, threshold)
+    if score in ("proximity", "read"):
+        reading = reading_of(metric) if score == "read" else None
+        return G.routes(trace, metric.position, threshold, reading=reading)
     graph = route_graphs(model, trace, metric, [threshold], score, progress)[0]
     if not graph.edges:
         raise _no_routes(score, threshold)

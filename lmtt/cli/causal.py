@@ -128,7 +128,7 @@ def _print_verify(model, trace, metric, graph, f, effects, kept, agree) -> None:
         f"|effect| {agree.attribution_vs_effect:.2f}"
     )
     table = Table(title="Edges by measured effect (largest first)")
-    score = "proximity" if graph.score == "proximity" else f"{graph.score} share"
+    score = f"{graph.score} share" if graph.signed else graph.score
     for col in ("source", "target", "kind", score, "attribution", "effect", ""):
         table.add_column(col, justify="left" if col in ("source", "target", "kind", "")
                          else "right")  # fmt: skip

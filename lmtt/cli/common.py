@@ -132,7 +132,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
             atomic_write(folder / name, data)
 
 
-SCORES = ("proximity", "attribution", "knockout", "verified")  # lmtt.causal.scored.SCORES
+SCORES = ("proximity", "attribution", "knockout", "verified", "read")  # lmtt.causal.scored.SCORES
 
 
 def metric_args(p, default_kind: str = "logprob") -> None:

@@ -66,7 +66,7 @@ def _routes_table(graph, threshold: float):
         title=f"Routes at threshold {threshold}: {len(graph.nodes)} nodes, "
         f"{len(graph.edges)} edges (top layer first)"
     )
-    weight = "weight" if graph.score == "proximity" else "share"
+    weight = "share" if graph.signed else "weight"
     for col in ("layer", "kind", "source", "target", weight, "top head"):
         table.add_column(col, justify="right" if col in ("layer", weight) else "left")
     for edge in reversed(graph.edges):
@@ -133,9 +133,10 @@ def add_commands(sub) -> None:
     common.metric_args(p)
     p.add_argument(
         "--score", choices=common.SCORES, default="proximity",
-        help="edge score: proximity (no forward passes), or a signed share of the metric "
-        "estimated by gradients (attribution) or measured by removing each edge (knockout; "
-        "verified: the proximity routes' edges with an effect)",
+        help="edge score: proximity (no forward passes; read: each part weighted by the "
+        "share of it its reader reads), or a signed share of the metric estimated by gradients "
+        "(attribution) or measured by removing each edge (knockout; verified: the proximity "
+        "routes' edges with an effect)",
     )  # fmt: skip
     p.add_argument(
         "--renormalize",

@@ -17,112 +17,23 @@ from tqdm.auto import tqdm
 
 from lmtt.errors import EmptyRoutesError, LmttError, RouteError, check_index
 from lmtt.flow import contributions as C
+from lmtt.flow.nodes import (  # noqa: F401 (the graph's vocabulary, re-exported)
+    EDGE_KINDS,
+    NODE_KINDS,
+    VALUE_KINDS,
+    Edge,
+    Node,
+    attn_out,
+    embed,
+    layer_input,
+    mlp_block,
+    resid,
+)
+from lmtt.flow.read import Reading, ReadWalk
 from lmtt.models.trace import Trace
 
 SCHEMA_VERSION = 2  # 2 added the "key" and "query" edge kinds; version 1 files still load
 READS = (1, 2)
-NODE_KINDS = ("embed", "resid", "attn_out", "mlp")
-# attention | residual | mlp: the value path (what a block adds); key | query: a part that made
-# an attention block's score (lmtt.flow.qk_routes), not a path the residual takes
-EDGE_KINDS = ("attention", "residual", "mlp", "key", "query")
-VALUE_KINDS = ("attention", "residual", "mlp")
-
-
-@dataclass(frozen=True, order=True)
-class Node:
-    kind: str  # embed | attn_out | mlp | resid
-    layer: int | None  # None for embed
-    pos: int
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "layer": self.layer, "pos": self.pos}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Node:
-        return cls(d["kind"], d["layer"], d["pos"])
-
-    @property
-    def id(self) -> str:
-        """A stable string id, e.g. ``resid:3:5`` or ``embed::2`` (URLs, selections)."""
-        return f"{self.kind}:{'' if self.layer is None else self.layer}:{self.pos}"
-
-    @classmethod
-    def from_id(cls, text: str) -> Node:
-        kind, layer, pos = text.split(":")
-        if kind not in NODE_KINDS:
-            raise ValueError(f"unknown node kind in {text!r}")
-        return cls(kind, int(layer) if layer else None, int(pos))
-
-    def sort_key(self) -> tuple:
-        layer = -1 if self.layer is None else self.layer
-        return (layer, NODE_KINDS.index(self.kind) if self.kind != "resid" else 9, self.pos)
-
-
-def embed(pos: int) -> Node:
-    return Node("embed", None, pos)
-
-
-def attn_out(layer: int, pos: int) -> Node:
-    return Node("attn_out", layer, pos)
-
-
-def mlp_block(layer: int, pos: int) -> Node:
-    return Node("mlp", layer, pos)
-
-
-def resid(layer: int, pos: int) -> Node:
-    return Node("resid", layer, pos)
-
-
-def layer_input(layer: int, pos: int) -> Node:
-    """What block ``layer`` reads at ``pos``: the previous block's output or the embedding."""
-    return resid(layer - 1, pos) if layer > 0 else embed(pos)
-
-
-@dataclass(frozen=True)
-class Edge:
-    source: Node
-    target: Node
-    kind: str  # one of EDGE_KINDS
-    weight: float
-    heads: tuple[float, ...] | None = None  # per-head weights of an attention edge
-
-    @property
-    def id(self) -> str:
-        """``source-id>target-id>kind``, e.g. ``resid:0:2>attn_out:1:5>attention``."""
-        return f"{self.source.id}>{self.target.id}>{self.kind}"
-
-    @staticmethod
-    def parse_id(text: str) -> tuple[Node, Node, str]:
-        """(source, target, kind) of an edge id (:attr:`id`); ValueError if malformed."""
-        parts = text.split(">")
-        if len(parts) != 3 or parts[2] not in EDGE_KINDS:
-            raise ValueError(f"{text!r} is not an edge id (source>target>kind)")
-        return Node.from_id(parts[0]), Node.from_id(parts[1]), parts[2]
-
-    @property
-    def top_head(self) -> int | None:
-        """The head carrying most of an attention edge (None for other edges)."""
-        if not self.heads:
-            return None
-        return max(range(len(self.heads)), key=self.heads.__getitem__)
-
-    def to_json(self) -> dict:
-        d = {
-            "source": self.source.to_json(),
-            "target": self.target.to_json(),
-            "kind": self.kind,
-            "weight": self.weight,
-        }
-        if self.heads is not None:
-            d["heads"] = list(self.heads)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> Edge:
-        heads = tuple(d["heads"]) if d.get("heads") is not None else None
-        src, dst = Node.from_json(d["source"]), Node.from_json(d["target"])
-        return cls(src, dst, d["kind"], float(d["weight"]), heads)
 
 
 @dataclass(frozen=True)
@@ -136,9 +47,14 @@ class RouteGraph:
     renormalizing_threshold: float | None
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
-    # What the edge weights are: "proximity" (shares of each node, >= 0), or signed shares of
-    # the metric from lmtt.causal ("attribution", "knockout")
+    # What the edge weights are: "proximity" or "read" (shares of each node, >= 0), or signed
+    # shares of the metric from lmtt.causal ("attribution", "knockout", "verified")
     score: str = "proximity"
+
+    @property
+    def signed(self) -> bool:
+        """Are the weights signed shares of a metric (not proximity or read shares, >= 0)?"""
+        return self.score not in ("proximity", "read")
 
     def to_json(self) -> dict:
         from lmtt import __version__
@@ -245,10 +161,12 @@ class FullGraph:
         mlp = None if a.mlp is None else a.mlp[queries]
         return C.AttentionContributions(layer, queries, a.heads[queries], a.residual[queries], mlp)
 
-    def prune(self, target_positions=None, threshold: float = 0.04) -> RouteGraph:
+    def prune(
+        self, target_positions=None, threshold: float = 0.04, reading: Reading | None = None
+    ) -> RouteGraph:
         """The routes to ``target_positions``: the same walk as :func:`routes`."""
         renorm = self.renormalizing_threshold
-        return _routes(self.trace, self, target_positions, threshold, renorm)
+        return _routes(self.trace, self, target_positions, threshold, renorm, reading)
 
 
 def build_graph(
@@ -276,12 +194,14 @@ def routes(
     threshold: float = 0.04,
     renormalizing_threshold: float | None = None,
     memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
+    reading: Reading | None = None,
 ) -> RouteGraph:
     """The routes to the predictions at ``target_positions`` (default: the last token, or a
-    masked LM's first [MASK]), lazily."""
+    masked LM's first [MASK]), lazily; with ``reading``, each part weighted by the share of it
+    its reader reads (``lmtt.flow.read``; the graph's score is then "read")."""
     _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
     provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb)
-    return _routes(trace, provider, target_positions, threshold, renormalizing_threshold)
+    return _routes(trace, provider, target_positions, threshold, renormalizing_threshold, reading)
 
 
 def _check_threshold(value, name: str, allow_none: bool = False) -> None:
@@ -300,7 +220,7 @@ def _target_positions(trace: Trace, target_positions) -> list[int]:
     return sorted({check_index("Target position", p, n, negative=True) for p in target_positions})
 
 
-def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
+def _routes(trace, provider, target_positions, threshold, renorm, reading=None) -> RouteGraph:
     _check_threshold(threshold, "threshold")
     targets = _target_positions(trace, target_positions)
     T, L = trace.n_tokens, trace.n_layers
@@ -308,8 +228,11 @@ def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
     reached[targets] = True
     edges: list[Edge] = []
     step = _parallel_step if trace.family.parallel else _sequential_step
+    read = None if reading is None else ReadWalk.start(trace, targets, reading)
     for layer in reversed(range(L)):
-        below = step(provider, layer, reached.nonzero().flatten(), threshold, edges)
+        n_before = len(edges)
+        below = step(provider, layer, reached.nonzero().flatten(), threshold, edges, read)
+        read = None if read is None else read.below(layer, edges[n_before:])
         reached = torch.zeros(T, dtype=torch.bool)
         reached[below] = True
     if not edges:
@@ -325,16 +248,20 @@ def _routes(trace, provider, target_positions, threshold, renorm) -> RouteGraph:
         renormalizing_threshold=renorm,
         nodes=tuple(sorted(nodes, key=Node.sort_key)),
         edges=tuple(sorted(edges, key=lambda e: (e.target.sort_key(), e.source.sort_key()))),
+        score="proximity" if reading is None else "read",
     )
 
 
-def _sequential_step(provider, layer: int, pos, threshold: float, edges: list) -> torch.Tensor:
+def _sequential_step(provider, layer: int, pos, threshold: float, edges: list, read=None):
     """Layer ``layer`` of the walk for ``out = mid + mlp``, ``mid = x + attention``: the
-    edges kept into the reached block outputs ``pos``; returns the positions reached below
-    (with repeats)."""
+    edges kept into the reached block outputs ``pos`` (weighted by ``read``, a
+    :class:`ReadWalk`, if given); returns the positions reached below (with repeats)."""
     m = provider.mlp(layer, pos)
-    queries = pos[_output_edges(layer, pos, m.mlp, m.residual, attn_out, threshold, edges)]
+    m = m if read is None else read.mlp(m)
+    kept = _output_edges(layer, pos, m.mlp, m.residual, attn_out, threshold, edges)
+    queries = pos[kept]
     a = provider.attention(layer, queries)
+    a = a if read is None else read.attention(a, read_by_mlp=(m.mlp > threshold)[kept])
     src = _attention_edges(a, queries, layer, attn_out, threshold, edges)
     keep_ares = a.residual > threshold
     kept_q = queries[keep_ares]
@@ -343,10 +270,11 @@ def _sequential_step(provider, layer: int, pos, threshold: float, edges: list) -
     return torch.cat([src, kept_q])
 
 
-def _parallel_step(provider, layer: int, pos, threshold: float, edges: list) -> torch.Tensor:
+def _parallel_step(provider, layer: int, pos, threshold: float, edges: list, read=None):
     """Layer ``layer`` of the walk for ``out = x + attention + mlp``: one target per position,
     whose parts are the heads' sources, the MLP (which reads x) and the residual x."""
     a = provider.attention(layer, pos)
+    a = a if read is None else read.attention(a)
     src = _attention_edges(a, pos, layer, resid, threshold, edges)
     kept = _output_edges(layer, pos, a.mlp, a.residual, layer_input, threshold, edges)
     return torch.cat([src, pos[kept]])

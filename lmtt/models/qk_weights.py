@@ -75,6 +75,30 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
     )
 
 
+@dataclass(frozen=True)
+class ValueMap:
+    """Layer ``layer``'s value map: a head's value at j is ``(C(x_j) * g / s_j + b) @ W_V``
+    (plus b_V), so what it reads of the residual is its part in the columns of
+    ``C diag(g) W_V`` (``lmtt.flow.read``)."""
+
+    W_V: Float[torch.Tensor, "H d_model d_head"]  # one value head per query head
+    norm_w: Float[torch.Tensor, " d_model"] | None  # None: the attention reads x unnormed
+    norm_b: Float[torch.Tensor, " d_model"] | None
+
+
+def read_value_map(bridge, dims, family, layer: int) -> ValueMap:
+    """Layer ``layer``'s value map (every family: no rotary or query/key norm touches it)."""
+    block = bridge.blocks[layer]
+    H, Hkv, d, dh = dims.n_heads, dims.n_kv_heads, dims.d_model, dims.d_head
+    norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
+    has_norm = norm is not None and "ln1_scale" in family.hooks
+    return ValueMap(
+        W_V=repeat_kv(as_f32(block.attn.W_V, (Hkv, d, dh)), H, dim=0),
+        norm_w=norm_gain(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
+        norm_b=as_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+    )
+
+
 def _qk_norms(attn, family, H: int, Hkv: int, dh: int) -> dict:
     """The query and key norms' gains per head ([H, d_head] and [H_kv, d_head])."""
     if not family.qk_norm:

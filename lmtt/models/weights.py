@@ -68,12 +68,19 @@ class ModelWeights:
     has_lens: bool = True  # False for an encoder saved without its masked-LM head
     # (layer, n_tokens) -> lmtt.models.qk_weights.QKWeights, read from the model when asked
     qk_reader: Callable | None = field(default=None, repr=False)
+    v_reader: Callable | None = field(default=None, repr=False)  # layer -> ValueMap
 
     def query_key(self, layer: int, n_tokens: int):
         """Layer ``layer``'s query and key maps (``lmtt.models.qk_weights``)."""
         if self.qk_reader is None:
             raise RuntimeError("these weights were not read from a model")
         return self.qk_reader(layer, n_tokens)
+
+    def value_map(self, layer: int):
+        """Layer ``layer``'s value map (``lmtt.models.qk_weights.ValueMap``)."""
+        if self.v_reader is None:
+            raise RuntimeError("these weights were not read from a model")
+        return self.v_reader(layer)
 
 
 def repeat_kv(x: torch.Tensor, n_heads: int, dim: int) -> torch.Tensor:
@@ -149,6 +156,7 @@ def read_weights(
         **(_lens_transform(bridge, family) if has_lens else {}),
         has_lens=has_lens,
         qk_reader=partial(_read_qk, bridge, dims, family),
+        v_reader=partial(_read_value_map, bridge, dims, family),
     )
 
 
@@ -156,6 +164,12 @@ def _read_qk(bridge, dims, family, layer: int, n_tokens: int):
     from lmtt.models.qk_weights import read_qk
 
     return read_qk(bridge, dims, family, layer, n_tokens)
+
+
+def _read_value_map(bridge, dims, family, layer: int):
+    from lmtt.models.qk_weights import read_value_map
+
+    return read_value_map(bridge, dims, family, layer)
 
 
 def _out_norms(bridge, d: int, family: Family) -> dict:

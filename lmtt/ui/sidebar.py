@@ -113,6 +113,8 @@ SCORE_HELP = {
     "attribution": "a gradient estimate of each edge's removal (one backward pass); signed",
     "proximity": "how much a part resembles the whole it builds (LM-TT's score; no forward "
     "passes, no sign)",
+    "read": "proximity, each part weighted by the share of it its reader reads (the "
+    "prediction's direction, a head's value map); no forward passes, no sign",
 }
 
 

@@ -19,7 +19,7 @@ from lmtt.ui.cache import settings
 CUSTOM = "custom model name or local folder…"
 SELECTION, PENDING = "selection", "_pending_selection"
 # the routes' edge scores (lmtt.causal.scored); the first is the default
-SCORES = ("knockout", "verified", "attribution", "proximity")
+SCORES = ("knockout", "verified", "attribution", "proximity", "read")
 REFUSED = "_refused"  # a refusal to show once (a URL asked for something not offered)
 
 

@@ -118,7 +118,7 @@ def edge_midpoint(e) -> tuple[float, float]:
 def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) -> go.Scatter:
     """Invisible markers at the edges' midpoints: what a click on an edge selects."""
     mids = [(e, edge_midpoint(e)) for e in graph.edges]
-    name = "weight" if graph.score == "proximity" else f"{graph.score} share"
+    name = f"{graph.score} share" if graph.signed else "weight"
 
     def hover(e) -> str:
         text = f"{e.kind} edge<br>{name} {e.weight:.3f}"

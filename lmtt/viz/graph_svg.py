@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from lmtt.flow.graph import RouteGraph
-from lmtt.viz.graph_figure import DASHED, EDGE_COLOUR, KIND_STYLE, NEGATIVE, node_xy
+from lmtt.viz.graph_figure import DASHED, EDGE_COLOUR, KIND_STYLE, NEGATIVE, edge_midpoint, node_xy
 from lmtt.viz.text import token_label
 
 
@@ -14,9 +14,11 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
     width, height = 90 + cell * T, 120 + cell * (n_layers + 1)
     top, left, unit_y = 50, 70, cell / 2
 
-    def xy(node):
-        x, y = node_xy(node)
+    def to_svg(x, y):
         return left + x * cell, top + (2 * n_layers - y) * unit_y
+
+    def xy(node):
+        return to_svg(*node_xy(node))
 
     max_w = max((abs(e.weight) for e in graph.edges), default=1.0) or 1.0
     parts = [
@@ -37,11 +39,14 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
         rel = abs(e.weight) / max_w
         rgb = NEGATIVE if e.weight < 0 else EDGE_COLOUR[e.kind]
         dash = 'stroke-dasharray="5,3" ' if e.kind in DASHED else ""
+        # a quadratic curve through the edge's midpoint (bent aside for key and query edges)
+        mx, my = to_svg(*edge_midpoint(e))
+        cx, cy = 2 * mx - (x0 + x1) / 2, 2 * my - (y0 + y1) / 2
         parts.append(
-            f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" '
+            f'<path d="M{x0:.1f},{y0:.1f} Q{cx:.1f},{cy:.1f} {x1:.1f},{y1:.1f}" fill="none" '
             f'stroke="rgb({rgb})" {dash}stroke-opacity="{0.25 + 0.7 * rel:.2f}" '
             f'stroke-width="{1 + 7 * rel:.1f}"><title>{e.kind} {e.weight:.3f}</title>'
-            "</line>"
+            "</path>"
         )
     for n in graph.nodes:
         x, y = xy(n)

@@ -81,3 +81,25 @@ def test_queries_and_keys_rebuild_the_pattern_or_their_views_are_refused(family_
         scores = torch.einsum("qhd,khd->hqk", trace.queries(layer), trace.keys(layer))
         scores = (scores * trace.attention_scale).masked_fill(~trace.key_mask(), float("-inf"))
         torch.testing.assert_close(scores.softmax(-1), trace.pattern(layer), atol=1e-5, rtol=1e-4)
+
+
+def test_value_map_rebuilds_the_values_and_read_routes_equal_the_full_graph(family_model):
+    """The value map a read weight projects on (lmtt.flow.read) is the model's own: it rebuilds
+    the traced values; read routes obey invariant 3 like proximity routes."""
+    from lmtt.flow.read import Reading
+    from lmtt.models.weights import repeat_kv
+
+    arch, _, model = family_model
+    trace = run_trace(model, PROMPT)
+    for layer in range(trace.n_layers):
+        vm = trace.weights.value_map(layer)
+        x = trace.resid_pre(layer)
+        if vm.norm_w is not None:
+            x = decompose.centre(trace, x) * vm.norm_w / trace.ln1_scale(layer) + vm.norm_b
+        rebuilt = torch.einsum("td,hde->the", x, vm.W_V) + trace.weights.b_V[layer]
+        want = repeat_kv(trace.values(layer), trace.n_heads, dim=1)
+        torch.testing.assert_close(rebuilt, want, atol=1e-4, rtol=1e-4, msg=arch)
+    full = build_graph(trace)
+    for threshold in (0.02, 0.1):
+        read = routes(trace, None, threshold, reading=Reading())
+        assert read == full.prune(None, threshold, Reading()) and read.score == "read"

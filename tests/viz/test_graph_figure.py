@@ -55,3 +55,21 @@ def test_key_and_query_edges_bend_aside_from_the_value_edge_they_share_ends_with
     pickers = next(t for t in route_figure(graph, 1).data if t.name == "edges")
     assert set(pickers.customdata) == {e.id for e in graph.edges}
     assert any(t.line.dash == "dash" for t in route_figure(graph, 1).data if t.mode == "lines")
+
+
+def test_the_svg_bends_key_and_query_edges_aside_and_dashes_them():
+    import re
+
+    value = EDGES[0]
+    key = Edge(value.source, value.target, "key", 0.3)
+    nodes = sorted({n for e in EDGES for n in (e.source, e.target)}, key=lambda n: n.sort_key())
+    graph = RouteGraph("m", ("a", "b"), (1,), 0.1, None, tuple(nodes), (*EDGES, key))
+    svg = route_svg(graph, 1)
+    paths = re.findall(r'<path d="M([\d.]+),([\d.]+) Q([\d.]+),([\d.]+) ([\d.]+),([\d.]+)"[^>]*>'
+                       r"<title>(\w+)", svg)  # fmt: skip
+    by_kind = {p[-1]: [float(v) for v in p[:6]] for p in paths}
+    x0, _, cx, _, x1, _ = by_kind["key"]
+    assert abs(cx - (x0 + x1) / 2) > 10  # bent aside
+    x0, _, cx, _, x1, _ = by_kind[value.kind]
+    assert abs(cx - (x0 + x1) / 2) < 1e-6  # straight
+    assert svg.count("stroke-dasharray") == 1

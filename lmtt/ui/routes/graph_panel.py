@@ -50,7 +50,7 @@ def graph_panel(
         selection_mode="points",
         config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}},
     )
-    if graph.score != "proximity":
+    if graph.signed:
         metric = f"logit(prediction) - logit({foil!r})" if foil else "log p(prediction)"
         st.caption(
             f"Edge weights are {graph.score} shares of the span of {metric} (clean minus every "
