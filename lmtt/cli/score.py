@@ -30,7 +30,7 @@ def _print(trace, s, k: int) -> None:
     from lmtt.viz.text import token_label
 
     console, tokens = common.console(), trace.token_strs
-    weight = float(trace.pattern(s.layer)[s.head, s.query, s.key])
+    weight = float(trace.pattern_rows(s.layer, [s.query])[s.head, 0, s.key])
     what = f"L{s.layer}H{s.head}: query {s.query} '{token_label(tokens[s.query])}', key {s.key} " \
         f"'{token_label(tokens[s.key])}'"  # fmt: skip
     if s.other is None:

@@ -26,34 +26,127 @@ EPS = 1e-5
 DEFAULT_MEMORY_BUDGET_MB = 512.0
 
 
+TILE = 8  # queries sharing each part direction while it is in cache
+
+
 @njit(parallel=True, fastmath={"reassoc", "nsz", "contract"})
 def _proximity_kernel(y, scales, vecs, vec_norms, limits, eps, out):  # pragma: no cover (JIT)
-    """out[b,g,k] = max(eps, ||y_b||_1 - ||y_b - scales[b,g,k] * vecs[g,k]||_1), k <= limits[b].
+    """out[b, k*G + g] = max(eps, ||y_b||_1 - ||y_b - scales[g,b,k] * vecs[g,k]||_1), k <=
+    limits[b].
 
-    y [B, d], scales [B, G, K], vecs [G, K, d], vec_norms [G, K], limits [B]; out [B, G, K]
-    (entries past a row's limit are left as they are: zero).
+    y [B, d], scales [G, B, K] (the pattern's own layout for attention), vecs [G, K, d],
+    vec_norms [G, K], limits [B]; out [B, >= K*G] (entries past a row's limit, and any
+    columns after K*G, are left as they are). Each part direction vecs[g, k] is read once per
+    tile of TILE queries (not once per query), while it is in cache; every entry is summed
+    over d in the same order as one query at a time, so the tiling changes no bit.
     """
     B, d = y.shape
     G, K = vec_norms.shape
-    for bg in prange(B * G):
-        b = bg // G
-        g = bg % G
-        for k in range(limits[b] + 1):
-            s = scales[b, g, k]
-            if abs(s) * vec_norms[g, k] <= eps:
-                out[b, g, k] = eps
-                continue
-            # sum_e |y_e| - |y_e - s w_e|: each term is at most |s w_e|, so summing the
-            # differences keeps the small digits that ||y|| - ||y - z|| would cancel away.
-            raw = np.float32(0.0)
-            for e in range(d):
-                raw += abs(y[b, e]) - abs(y[b, e] - s * vecs[g, k, e])
-            out[b, g, k] = raw if raw > eps else eps
+    n_tiles = (B + TILE - 1) // TILE
+    for gt in prange(G * n_tiles):
+        g = gt // n_tiles
+        b0 = (gt % n_tiles) * TILE
+        b1 = min(B, b0 + TILE)
+        k_last = 0
+        for b in range(b0, b1):
+            k_last = max(k_last, limits[b])
+        for k in range(k_last + 1):
+            w = vecs[g, k]
+            bound = vec_norms[g, k]
+            for b in range(b0, b1):
+                if k > limits[b]:
+                    continue
+                s = scales[g, b, k]
+                if abs(s) * bound <= eps:
+                    out[b, k * G + g] = eps
+                    continue
+                # sum_e |y_e| - |y_e - s w_e|: each term is at most |s w_e|, so summing the
+                # differences keeps the small digits that ||y|| - ||y - z|| would cancel away.
+                raw = np.float32(0.0)
+                yb = y[b]
+                for e in range(d):
+                    raw += abs(yb[e]) - abs(yb[e] - s * w[e])
+                out[b, k * G + g] = raw if raw > eps else eps
 
 
 def part_norms(vecs: Float[torch.Tensor, "G K d"]) -> Float[torch.Tensor, "G K"]:
     """||w_k||_1 of the part directions (for the eps bound)."""
     return vecs.detach().float().abs().sum(dim=-1)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().cpu().numpy())
+
+
+def _limits(limits, B: int, K: int) -> torch.Tensor:
+    if limits is None:
+        return torch.full((B,), K - 1, dtype=torch.long)
+    return torch.as_tensor(limits, dtype=torch.long).reshape(-1).cpu()
+
+
+def _on_accelerator(device) -> bool:
+    """Whether ``device`` is not the CPU (so the torch kernel runs there)."""
+    return device is not None and torch.device(device).type != "cpu"
+
+
+def raw_proximities(
+    y: Float[torch.Tensor, "B d"],
+    scales: Float[torch.Tensor, "G B K"],
+    vecs: Float[torch.Tensor, "G K d"],
+    limits=None,
+    vec_norms: torch.Tensor | None = None,
+    extra: int = 0,
+    device: str | torch.device | None = None,
+    eps: float = EPS,
+) -> Float[torch.Tensor, "B n"]:
+    """Raw proximities of parts ``scales[g,b,k] * vecs[g,k]`` to ``y[b]`` as columns
+    ``k*G + g`` of a [B, K*G + extra] tensor (the extra columns zero, for the caller's
+    other parts); ``limits[b]`` is the last k of row b (later entries 0). On the CPU (device
+    None or "cpu") the tiled numba kernel; elsewhere :func:`torch_proximities`."""
+    G, B, K = scales.shape
+    lim = _limits(limits, B, K)
+    if _on_accelerator(device):
+        raw = torch_proximities(y, scales, vecs, lim, eps, device=device)
+        return torch.cat([raw.permute(0, 2, 1).reshape(B, K * G), torch.zeros(B, extra)], 1)
+    norms = part_norms(vecs) if vec_norms is None else vec_norms
+    out = np.zeros((B, K * G + extra), dtype=np.float32)
+    _proximity_kernel(_numpy(y), _numpy(scales), _numpy(vecs), _numpy(norms), lim.numpy(),
+                      np.float32(eps), out)  # fmt: skip
+    return torch.from_numpy(out)
+
+
+def torch_proximities(
+    y: Float[torch.Tensor, "B d"],
+    scales: Float[torch.Tensor, "G B K"],
+    vecs: Float[torch.Tensor, "G K d"],
+    limits: torch.Tensor,
+    eps: float = EPS,
+    device: str | torch.device = "cpu",
+    memory_budget_mb: float = 256.0,
+) -> Float[torch.Tensor, "B G K"]:
+    """The proximity kernel in torch, on ``device`` (CUDA, MPS, or the CPU), in chunks of
+    queries and parts whose [b, g, k, d] block fits ``memory_budget_mb``; equal to the numba
+    kernel to float rounding. Returns [B, G, K] on the CPU."""
+    G, B, K = scales.shape
+    d = y.shape[-1]
+    y, s, v = (t.detach().float().to(device) for t in (y, scales, vecs))
+    lim = limits.to(device)
+    bound = v.abs().sum(-1)  # [G, K]
+    per_row = max(1, int(memory_budget_mb * 2**20 // (4 * 3 * G * d)))  # of (b, k) pairs
+    k_chunk = min(K, per_row)
+    b_chunk = max(1, per_row // k_chunk)
+    out = torch.zeros(B, G, K, device=device)
+    for b0 in range(0, B, b_chunk):
+        yb = y[b0 : b0 + b_chunk, None, None, :]  # [b, 1, 1, d]
+        for k0 in range(0, K, k_chunk):
+            sk = s[:, b0 : b0 + b_chunk, k0 : k0 + k_chunk].transpose(0, 1)  # [b, G, k]
+            part = sk[..., None] * v[None, :, k0 : k0 + k_chunk]  # [b, G, k, d]
+            raw = (yb.abs() - (yb - part).abs()).sum(-1).clamp_min(eps)
+            raw = torch.where(sk.abs() * bound[None, :, k0 : k0 + k_chunk] <= eps, eps, raw)
+            k_idx = torch.arange(k0, k0 + sk.shape[-1], device=device)
+            live = k_idx[None, :] <= lim[b0 : b0 + b_chunk, None]  # [b, k]
+            out[b0 : b0 + b_chunk, :, k0 : k0 + k_chunk] = raw * live[:, None, :]
+    return out.cpu()
 
 
 def proximity(
@@ -71,15 +164,8 @@ def proximity(
     when the same vecs serve several calls (query chunks).
     """
     B, G, K = scales.shape
-    y_np = np.ascontiguousarray(y.detach().float().numpy())
-    s_np = np.ascontiguousarray(scales.detach().float().numpy())
-    v_np = np.ascontiguousarray(vecs.detach().float().numpy())
-    norms = part_norms(vecs) if vec_norms is None else vec_norms
-    norms = np.ascontiguousarray(norms.detach().float().numpy())
-    lim = np.full(B, K - 1, dtype=np.int64) if limits is None else np.asarray(limits, np.int64)
-    out = np.zeros((B, G, K), dtype=np.float32)
-    _proximity_kernel(y_np, s_np, v_np, norms, lim, np.float32(eps), out)
-    return torch.from_numpy(out)
+    raw = raw_proximities(y, scales.transpose(0, 1), vecs, limits, vec_norms, eps=eps)
+    return raw.reshape(B, K, G).transpose(1, 2)
 
 
 def residual_proximity(
@@ -145,9 +231,11 @@ def attention_contributions(
     renormalizing_threshold: float | None = None,
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     u: torch.Tensor | None = None,
+    device: str | torch.device | None = None,
 ) -> AttentionContributions:
     """Section 2 contributions for attention block ``layer`` at ``queries`` (default: all),
-    computed in query chunks that fit ``memory_budget_mb``."""
+    computed in query chunks that fit ``memory_budget_mb``; on ``device`` (the model's, e.g.
+    "cuda") by the torch kernel, else by the numba kernel on the CPU."""
     q_idx = decompose.position_index(queries, trace.n_tokens)
     u = decompose.value_outputs(trace, layer) if u is None else u  # [H, T, d]
     u_norms = part_norms(u)  # [H, T], shared by every chunk
@@ -162,13 +250,14 @@ def attention_contributions(
     for start in range(0, len(q_idx), chunk):
         q = q_idx[start : start + chunk]
         y = target[q]  # [Q, d]
-        scales = decompose.head_scales(trace, layer, q).transpose(0, 1)  # [Q, H, T]
+        scales = decompose.head_scales(trace, layer, q)  # [H, Q, T]
         limits = q if trace.family.causal else torch.full_like(q, T - 1)
-        raw = proximity(y, scales, u, limits=limits, vec_norms=u_norms)  # [Q, H, T]
-        raw_others = [residual_proximity(y, o[q])[:, None] for o in others]
-        raw = torch.cat([raw.transpose(1, 2).reshape(len(q), -1), *raw_others], dim=1)
+        # columns j*H + h: part (j, h), as heads[q, j, h]; then the other parts
+        raw = raw_proximities(y, scales, u, limits, u_norms, extra=k, device=device)
+        for c, o in enumerate(others):
+            raw[:, T * H + c] = residual_proximity(y, o[q])
         parts.append(normalize(raw, renormalizing_threshold))
-    c = torch.cat(parts)
+    c = parts[1] if len(parts) == 2 else torch.cat(parts)
     return AttentionContributions(
         layer, q_idx, c[:, : T * H].reshape(len(q_idx), T, H), c[:, T * H],
         c[:, T * H + 1] if mlp is not None else None,

@@ -87,7 +87,10 @@ def value_outputs(trace: Trace, layer: int) -> Float[torch.Tensor, "H T d"]:
 def head_scales(trace: Trace, layer: int, queries: Positions | None = None):
     """A[h, i, j] / s_i  [H, Q, T]: the scalar of part (j, h) of query i."""
     q = position_index(queries, trace.n_tokens)
-    return trace.pattern(layer)[:, q, :] * inverse_scale(trace, layer, "attn")[q][None, :, None]
+    rows = trace.pattern_rows(layer, q)
+    if _out_norm(trace, layer, "attn") is None:  # pre-norm: s_i = 1
+        return rows
+    return rows * inverse_scale(trace, layer, "attn")[q][None, :, None]
 
 
 def attention_target(trace: Trace, layer: int) -> Float[torch.Tensor, "T d"]:

@@ -76,7 +76,7 @@ def _head_shares(trace: Trace, edge: G.Edge) -> tuple[torch.Tensor, torch.Tensor
     """(heads, their shares of the edge) from the sizes of the edge's per-head weights (signed
     scores may be negative), else from the attention weights."""
     layer, i, j = edge.target.layer, edge.target.pos, edge.source.pos
-    w = torch.tensor(edge.heads).abs() if edge.heads else trace.pattern(layer)[:, i, j]
+    w = torch.tensor(edge.heads).abs() if edge.heads else trace.pattern_rows(layer, [i])[:, 0, j]
     heads = (w > 0.01 * w.sum()).nonzero().flatten()
     return heads, w[heads] / w[heads].sum().clamp_min(1e-12)
 

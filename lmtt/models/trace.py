@@ -35,6 +35,9 @@ KNOWN_KINDS = frozenset(
 )  # fmt: skip
 
 
+ROW_BLOCK = 32  # pattern rows computed from q and k come in blocks of this many positions
+
+
 @dataclass(frozen=True, eq=False)
 class Trace:
     """The record of one forward pass. Shapes: T tokens, L layers, H heads, d = d_model."""
@@ -105,8 +108,52 @@ class Trace:
         return torch.stack([*states, self.resid_post(self.n_layers - 1)])
 
     def pattern(self, layer: int) -> Float[torch.Tensor, "H T_query T_key"]:
-        """A[l]: attention pattern; rows sum to 1."""
-        return self._get("pattern", layer)
+        """A[l]: attention pattern; rows sum to 1. A trace that kept the queries and keys
+        instead (the routes' default where they rebuild the pattern) computes it, one layer
+        at a time: prefer :meth:`pattern_rows` for a few queries."""
+        if ("pattern", layer) in self.activations or not self._rebuilds_pattern(layer):
+            return self._get("pattern", layer)
+        return self.pattern_rows(layer, torch.arange(self.n_tokens))
+
+    def pattern_rows(self, layer: int, queries) -> Float[torch.Tensor, "H Q T_key"]:
+        """The pattern's rows at the positions ``queries`` (a LongTensor or list), from the
+        stored pattern or computed from the queries and keys: softmax(q . k * scale) over
+        the keys each query may attend (equal to the model's own, tested per family)."""
+        idx = torch.as_tensor(queries, dtype=torch.long).reshape(-1)
+        if ("pattern", layer) in self.activations or not self._rebuilds_pattern(layer):
+            return self._get("pattern", layer)[:, idx]
+        # Rows are computed in fixed blocks of ROW_BLOCK positions, so a row's bits never
+        # depend on which other rows were asked for (lazy routes equal the full graph's).
+        blocks = torch.unique(idx // ROW_BLOCK)
+        rows = torch.cat([self._row_block(layer, int(b)) for b in blocks], dim=1)
+        start = int(blocks[0]) * ROW_BLOCK
+        if torch.equal(idx, torch.arange(start, start + len(idx))):  # a run: no gather
+            return rows[:, : len(idx)]
+        first = torch.zeros(int(blocks.max()) + 1, dtype=torch.long)
+        first[blocks] = torch.arange(len(blocks)) * ROW_BLOCK
+        return rows[:, first[idx // ROW_BLOCK] + idx % ROW_BLOCK]
+
+    def _row_block(self, layer: int, block: int) -> Float[torch.Tensor, "H B T_key"]:
+        """The pattern rows ROW_BLOCK * block ... (+ ROW_BLOCK), computed from q and k."""
+        T = self.n_tokens
+        start, stop = block * ROW_BLOCK, min(T, (block + 1) * ROW_BLOCK)
+        keys = self._get("k", layer)  # [T, H_kv, d_head]: grouped heads share a key head
+        H, Hkv = self.n_heads, keys.shape[1]
+        q = self.queries(layer)[start:stop].reshape(stop - start, Hkv, H // Hkv, -1)
+        scores = torch.einsum("qgrd,kgd->grqk", q, keys).reshape(H, stop - start, T)
+        scores.mul_(self.attention_scale)
+        if self.family.causal:
+            future = torch.arange(T)[None, :] > torch.arange(start, stop)[:, None]  # [B, T]
+            scores.masked_fill_(future, float("-inf"))
+        rows = scores.softmax(-1)
+        if stop - start < ROW_BLOCK:  # the last block, padded so every block is alike
+            rows = torch.cat([rows, rows.new_zeros(H, ROW_BLOCK - (stop - start), T)], 1)
+        return rows
+
+    def _rebuilds_pattern(self, layer: int) -> bool:
+        """Whether this trace's queries and keys make ``layer``'s pattern."""
+        held = ("q", layer) in self.activations and ("k", layer) in self.activations
+        return held and not self.family.qk_refusal
 
     def queries(self, layer: int) -> Float[torch.Tensor, "T H d_head"]:
         """Query vectors, rotated for rotary models (what the scores are made of)."""
@@ -211,10 +258,14 @@ def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) ->
 
 def route_kinds(model) -> frozenset[str]:
     """The per-layer kinds lmtt.flow reads for this model (refused where routes are not
-    supported)."""
+    supported). Where the queries and keys make the pattern, they are kept instead of it:
+    2 T H d_head floats a layer, not H T^2 (the rows are computed when asked)."""
     if ROUTES not in model.family.supports:
         _check_kinds(model, frozenset({"mlp_post"}))
-    return model.family.route_kinds - {"final_scale"}
+    kinds = model.family.route_kinds - {"final_scale"}
+    if {"q", "k"} <= model.family.capturable:  # the family's q and k rebuild its pattern
+        kinds = (kinds - {"pattern"}) | {"q", "k"}
+    return kinds
 
 
 def _check_kinds(model, kinds: frozenset[str]) -> None:

@@ -103,3 +103,19 @@ def test_value_map_rebuilds_the_values_and_read_routes_equal_the_full_graph(fami
     for threshold in (0.02, 0.1):
         read = routes(trace, None, threshold, reading=Reading())
         assert read == full.prune(None, threshold, Reading()) and read.score == "read"
+
+
+def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
+    """Where q and k make the pattern, a route trace holds them (2 T H d_head floats a layer)
+    instead of the H T^2 pattern, and its rows equal the model's own pattern."""
+    arch, _, model = family_model
+    trace = run_trace(model, PROMPT)
+    own = run_trace(model, PROMPT, capture={"pattern"})
+    rebuilt = not model.family.qk_refusal
+    assert (trace.layers("pattern") == ()) == rebuilt, arch
+    for layer in range(trace.n_layers):
+        want = own.pattern(layer)
+        torch.testing.assert_close(trace.pattern(layer), want, atol=1e-5, rtol=1e-4, msg=arch)
+        rows = torch.tensor([trace.n_tokens - 1, 0, 5, 5])
+        torch.testing.assert_close(trace.pattern_rows(layer, rows), want[:, rows], atol=1e-5,
+                                   rtol=1e-4, msg=arch)  # fmt: skip

@@ -12,7 +12,7 @@ from lmtt.viz.text import token_label
 
 
 def _heads_by_weight(trace, layer: int, query: int, key: int) -> list[int]:
-    row = trace.pattern(layer)[:, query, key]
+    row = trace.pattern_rows(layer, [query])[:, 0, key]
     return row.argsort(descending=True).tolist()
 
 
@@ -25,10 +25,10 @@ def score_panel(edge: Edge, trace, model_key: tuple, prompt: str, model) -> None
         "(query-side part × key-side part) terms that sum to it exactly."
     )
     heads = _heads_by_weight(trace, layer, query, key)
-    weights = trace.pattern(layer)[:, query, key].tolist()
+    weights = trace.pattern_rows(layer, [query])[:, 0, key].tolist()
     head = st.selectbox("head", heads, key=f"score_head_{layer}_{query}_{key}",
                         format_func=lambda h: f"H{h} (attention {weights[h]:.2f})")  # fmt: skip
-    row = trace.pattern(layer)[head, query].clone()
+    row = trace.pattern_rows(layer, [query])[head, 0].clone()
     row[key] = -1.0
     if trace.family.causal:
         row[query + 1 :] = -1.0  # a decoder's later keys are not visible
