@@ -33,7 +33,14 @@ PHASES = ("hf", "trace", "lazy_routes", "full_graph")
 FAMILIES = ("gpt2", "llama", "gpt_neox")
 
 
-def build_model(folder: Path, arch: str, n_ctx: int) -> None:
+N_CTX = 8192  # the position table, stretched so every length fits
+SHAPES = {  # GPT-2 small, and a tiny shape for a quick check (CI)
+    "small": dict(n_layers=12, d_model=768, n_heads=12, n_kv_heads=12, d_mlp=3072),
+    "tiny": dict(n_layers=2, d_model=64, n_heads=4, n_kv_heads=4, d_mlp=256),
+}
+
+
+def build_model(folder: Path, arch: str, shape: str = "small") -> None:
     from lmtt.testing import make_tiny_model
 
     if (folder / "model.safetensors").exists():
@@ -41,9 +48,9 @@ def build_model(folder: Path, arch: str, n_ctx: int) -> None:
     tokenizer = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
     if not tokenizer.is_dir():
         sys.exit(f"bench: the GPT-2 tokenizer is missing at {tokenizer} (../shared/data)")
-    print(f"bench: writing a random GPT-2-small-shaped {arch} model to {folder} ...", flush=True)
-    make_tiny_model(folder, arch, n_layers=12, d_model=768, n_heads=12, n_kv_heads=12,
-                    d_mlp=3072, n_ctx=n_ctx, init_std=0.02, tokenizer_folder=tokenizer)  # fmt: skip
+    print(f"bench: writing a random {shape} {arch} model to {folder} ...", flush=True)
+    make_tiny_model(folder, arch, n_ctx=N_CTX, init_std=0.02, tokenizer_folder=tokenizer,
+                    **SHAPES[shape])  # fmt: skip
 
 
 def _peak_rss_mb() -> float:
@@ -94,11 +101,12 @@ def run_phase(folder: str, phase: str, T: int, device: str, repeats: int) -> dic
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
-def measure(folder: Path, arch: str, T: int, device: str, threads: int) -> dict:
-    """One row: every phase at length T, each in a fresh process."""
+def measure(folder: Path, arch: str, T: int, device: str, threads: int, full_max: int) -> dict:
+    """One row: every phase at length T, each in a fresh process (the full graph up to
+    ``full_max`` tokens)."""
     row = {"family": arch, "T": T}
-    for phase in PHASES:
-        repeats = 3 if T <= 256 else 2
+    for phase in PHASES[:-1] if full_max < T else PHASES:
+        repeats = 3 if T <= 256 else 2 if T <= 2048 else 1
         cmd = [sys.executable, __file__, "--device", device, "--threads", str(threads),
                "--child", str(folder), phase, str(T), str(repeats)]  # fmt: skip
         # numba's kernels get the same thread count (its idle workers would spin otherwise)
@@ -116,19 +124,27 @@ def measure(folder: Path, arch: str, T: int, device: str, threads: int) -> dict:
             flush=True,
         )
     for phase in PHASES[1:]:
-        row[f"{phase}_over_hf"] = round(row[f"{phase}_cpu_s"] / row["hf_cpu_s"], 2)
+        if f"{phase}_cpu_s" in row:
+            row[f"{phase}_over_hf"] = round(row[f"{phase}_cpu_s"] / row["hf_cpu_s"], 2)
+    # what a user waits for: the trace, then the routes to the last token
+    both = row["trace_cpu_s"] + row["lazy_routes_cpu_s"]
+    row["trace_and_routes_over_hf"] = round(both / row["hf_cpu_s"], 2)
+    row["trace_and_routes_peak_mb"] = max(row["trace_peak_mb"], row["lazy_routes_peak_mb"])
     return row
 
 
 def print_table(rows: list[dict], threads: int) -> None:
     print("\n| family | T | hf s | run_trace s | lazy routes s | full graph s | trace / hf | "
-          "lazy / hf | full / hf | peak MB (hf / trace / full) |\n|" + "---|" * 10)  # fmt: skip
+          "trace + routes / hf | full / hf | peak MB (hf / trace + routes / full) |\n|"
+          + "---|" * 10)  # fmt: skip
     for r in rows:
+        full = f"{r['full_graph_cpu_s']:.3f}" if "full_graph_cpu_s" in r else "-"
         print(
             f"| {r['family']} | {r['T']} | {r['hf_cpu_s']:.3f} | {r['trace_cpu_s']:.3f} | "
-            f"{r['lazy_routes_cpu_s']:.3f} | {r['full_graph_cpu_s']:.3f} | "
-            f"{r['trace_over_hf']} | {r['lazy_routes_over_hf']} | {r['full_graph_over_hf']} | "
-            f"{r['hf_peak_mb']} / {r['trace_peak_mb']} / {r['full_graph_peak_mb']} |"
+            f"{r['lazy_routes_cpu_s']:.3f} | {full} | {r['trace_over_hf']} | "
+            f"{r['trace_and_routes_over_hf']} | {r.get('full_graph_over_hf', '-')} | "
+            f"{r['hf_peak_mb']} / {r['trace_and_routes_peak_mb']} / "
+            f"{r.get('full_graph_peak_mb', '-')} |"
         )
     print(f"(CPU seconds of each phase's process, {threads} thread(s); wall times in the JSON)")
 
@@ -139,6 +155,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each phase")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
+    parser.add_argument("--full-max", type=int, default=2048,
+                        help="measure the full graph only up to this length")  # fmt: skip
     parser.add_argument("--out", default=None, help="JSON path (default scripts/results/...)")
     parser.add_argument("--child", nargs=4, metavar=("FOLDER", "PHASE", "T", "REPEATS"))
     args = parser.parse_args()
@@ -151,9 +170,10 @@ def main() -> None:
         return
     rows = []
     for arch in args.families:
-        folder = ROOT / "bench-results" / f"{arch}-small-random"
-        build_model(folder, arch, n_ctx=max(1024, max(args.lengths)))
-        rows += [measure(folder, arch, T, args.device, args.threads) for T in args.lengths]
+        folder = ROOT / "bench-results" / f"{arch}-{args.shape}-random-ctx{N_CTX}"
+        build_model(folder, arch, args.shape)
+        rows += [measure(folder, arch, T, args.device, args.threads, args.full_max)
+                 for T in args.lengths]  # fmt: skip
     print_table(rows, args.threads)
     save_results(args.out, f"bench_routes_{args.device}.json", args, {"rows": rows})
 

@@ -42,6 +42,7 @@ from lmtt.models.trace import Trace
 SCORES = ("proximity", "attribution", "knockout", "verified", "read")
 MIN_EFFECT = 0.01  # a verified edge moves the metric by at least this share of its span
 MAX_REMOVALS = 2048  # knockout and verified routes refuse sweeps of more removals than this
+MAX_CAUSAL_TOKENS = 1024  # causal scores hold [L, H, T, T] tensors: longer prompts are refused
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,17 @@ def _candidates(trace: Trace, attribution: EdgeScores, target: int, threshold: f
     return found
 
 
+def check_length(n_tokens: int, score: str) -> None:
+    """Refuse causal scores of a prompt longer than MAX_CAUSAL_TOKENS, in one line: their
+    gradients and sweeps hold [layers, heads, T, T] scores and a forward pass per row."""
+    limit = MAX_CAUSAL_TOKENS
+    if n_tokens > limit:
+        raise InterventionError(
+            f"The {score} score is for prompts of at most {limit:,} tokens (this one has "
+            f"{n_tokens:,}): use the proximity or read score for long prompts."
+        )
+
+
 def check_removals(n: int, threshold: float, limit: int = MAX_REMOVALS) -> None:
     """Refuse a sweep of more than ``limit`` removals (forward-pass rows), in one line."""
     if n > limit:
@@ -247,15 +259,15 @@ def route_graphs(
     """The routes at each threshold (the scores computed once; a graph may have no edge)."""
     if score not in SCORES:
         raise InterventionError(f"Unknown score {score!r}: use one of {', '.join(SCORES)}.")
-    if score in ("proximity", "read"):
-        full, out = G.build_graph(trace), []
-        reading = reading_of(metric) if score == "read" else None
+    if score in ("proximity", "read"):  # lazily: the same graphs as the full graph pruned
+        out, reading = [], reading_of(metric) if score == "read" else None
         for t in thresholds:
             try:
-                out.append(full.prune(metric.position, t, reading))
+                out.append(G.routes(trace, metric.position, t, reading=reading))
             except EmptyRoutesError:
                 out.append(_graph(trace, metric.position, t, score, []))
         return out
+    check_length(trace.n_tokens, score)
     if score == "verified":
         return _verified(model, trace, metric, thresholds, progress)
     if score == "knockout":

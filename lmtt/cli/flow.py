@@ -49,7 +49,9 @@ def _graph(args, model, trace):
     from lmtt.flow.graph import routes
 
     if args.score == "proximity":
-        return routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb)
+        device = None if model.device == "cpu" else model.device  # the kernel follows the model
+        return routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb,
+                      device=device)  # fmt: skip
     from lmtt.causal.scored import routes as scored_routes
 
     metric = common.metric(model, trace, args)

@@ -132,14 +132,15 @@ class RouteGraph:
 class _LazyContributions:
     """Computes each block's contributions only for the positions asked for."""
 
-    def __init__(self, trace: Trace, renorm: float | None, budget_mb: float):
-        self.trace, self.renorm, self.budget = trace, renorm, budget_mb
+    def __init__(self, trace: Trace, renorm: float | None, budget_mb: float, device=None):
+        self.trace, self.renorm, self.budget, self.device = trace, renorm, budget_mb, device
 
     def mlp(self, layer: int, positions: torch.Tensor) -> C.MlpContributions:
         return C.mlp_contributions(self.trace, layer, positions, self.renorm)
 
     def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
-        return C.attention_contributions(self.trace, layer, queries, self.renorm, self.budget)
+        return C.attention_contributions(self.trace, layer, queries, self.renorm, self.budget,
+                                         device=self.device)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,14 +175,18 @@ def build_graph(
     renormalizing_threshold: float | None = None,
     memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
     progress: bool = False,
+    device: str | None = None,
 ) -> FullGraph:
-    """Contributions of every block at every position (the full graph)."""
+    """Contributions of every block at every position (the full graph); the attention
+    kernel runs on ``device`` (the model's: "cuda", "mps") or, by default, the CPU."""
     _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
     attention, mlps = [], []
     layers = range(trace.n_layers)
     for layer in tqdm(layers, desc="full graph", unit="layer", disable=not progress):
         attention.append(
-            C.attention_contributions(trace, layer, None, renormalizing_threshold, memory_budget_mb)
+            C.attention_contributions(
+                trace, layer, None, renormalizing_threshold, memory_budget_mb, device=device
+            )  # fmt: skip
         )
         if not trace.family.parallel:  # a parallel block's MLP is a part of its attention target
             mlps.append(C.mlp_contributions(trace, layer, None, renormalizing_threshold))
@@ -195,12 +200,14 @@ def routes(
     renormalizing_threshold: float | None = None,
     memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
     reading: Reading | None = None,
+    device: str | None = None,
 ) -> RouteGraph:
     """The routes to the predictions at ``target_positions`` (default: the last token, or a
     masked LM's first [MASK]), lazily; with ``reading``, each part weighted by the share of it
-    its reader reads (``lmtt.flow.read``; the graph's score is then "read")."""
+    its reader reads (``lmtt.flow.read``; the graph's score is then "read"); ``device`` as for
+    :func:`build_graph`."""
     _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
-    provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb)
+    provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb, device)
     return _routes(trace, provider, target_positions, threshold, renormalizing_threshold, reading)
 
 

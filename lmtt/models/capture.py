@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
+from lmtt.models.lean_attention import wants_pattern
 from lmtt.models.moe import expert_scalars
 
 Wanted = Iterable[tuple[str, int]]
@@ -41,7 +42,8 @@ def capture(
         derived = set()
     inputs = {(k, layer) for _, layer in derived for k in _MOE_INPUTS}
     names = hook_names(model, (wanted - derived) | inputs)
-    logits, cache = model.run_with_cache(tokens, list(names))
+    lean = not wants_pattern(kind for kind, _ in wanted)  # no T x T tensors unless asked
+    logits, cache = model.run_with_cache(tokens, list(names), lean=lean)
     missing = sorted(set(names) - set(cache))
     if missing:
         raise RuntimeError(f"hooks did not fire: {missing[:5]}")

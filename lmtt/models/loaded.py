@@ -8,6 +8,7 @@ from functools import cached_property
 import torch
 
 from lmtt.models.families import ROUTES, Family
+from lmtt.models.lean_attention import lean_attention
 from lmtt.models.moe import read_experts
 from lmtt.models.tokens import vocab_strings
 from lmtt.models.weights import read_dims, read_weights
@@ -68,12 +69,14 @@ class LoadedModel:
         return [self.vocab[i] for i in ids]
 
     def run_with_cache(
-        self, tokens: torch.Tensor, hook_names: list[str]
+        self, tokens: torch.Tensor, hook_names: list[str], lean: bool = False
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One forward pass on tokens [B, T] with the named hooks (scoped, under the lock):
-        the logits [B, T, V] and the raw activations, on the model's device. Use
-        :func:`lmtt.models.capture.capture`, which names activations by kind and layer."""
-        with self._lock, torch.inference_mode():
+        the logits [B, T, V] and the raw activations, on the model's device; ``lean``: no
+        attention pattern is asked for, so attention may skip its T x T tensors
+        (:mod:`lmtt.models.lean_attention`). Use :func:`lmtt.models.capture.capture`, which
+        names activations by kind and layer."""
+        with self._lock, torch.inference_mode(), lean_attention(self._bridge, lean):
             return self._bridge.run_with_cache(
                 tokens.to(torch.device(self.device)),
                 names_filter=list(hook_names),

@@ -205,10 +205,13 @@ def get_score_decomposition(model_key: tuple, prompt: str, layer: int, head: int
     return cached(key_, lambda: score_decomposition(t, layer, head, query, key, other))
 
 
-def get_layer_contributions(trace_key: tuple, layer: int, renorm: float | None, _trace: Trace):
-    """Attention contributions of every query of one layer (for the contribution map)."""
-    key = ("layer contributions", trace_key, layer, renorm)
-    return cached(key, lambda: C.attention_contributions(_trace, layer, None, renorm))
+def get_layer_contributions(trace_key: tuple, layer: int, renorm: float | None, _trace: Trace,
+                            queries: tuple[int, ...] | None = None):  # fmt: skip
+    """Attention contributions of the ``queries`` (default: every query) of one layer (for
+    the contribution map)."""
+    key = ("layer contributions", trace_key, layer, renorm, queries)
+    q = None if queries is None else list(queries)
+    return cached(key, lambda: C.attention_contributions(_trace, layer, q, renorm))
 
 
 def get_attention_trace(model_key: tuple, prompt: str, _model) -> Trace:

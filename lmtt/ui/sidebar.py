@@ -84,14 +84,23 @@ def _prompt_section(sb) -> str:
         on_change=partial(state.use_prompt, "example"),
         format_func=lambda p: p.replace("\n", " ⏎ ")[:60],
     )
-    upload = sb.file_uploader("prompts file (one per line)", type=["txt"])
+    upload = sb.file_uploader(
+        "prompts file (one per line, or one long prompt)",
+        type=["txt"],
+        help="a UTF-8 text file: pick one of its lines, or use the whole file as one prompt",
+    )
     if upload is not None:
         try:
             settings().check_upload(upload.size)
-            lines = [ln for ln in upload.getvalue().decode("utf-8", "replace").splitlines() if ln]
+            text = upload.getvalue().decode("utf-8", "replace")
+            lines = [ln for ln in text.splitlines() if ln]
         except LmttError as e:
             sb.error(str(e))
-            lines = []
+            text, lines = "", []
+        if text.strip():
+            st.session_state["uploaded_text"] = text
+            sb.button("use the whole file as the prompt", key="use_whole_file",
+                      on_click=partial(state.use_prompt, "uploaded_text"))  # fmt: skip
         if lines:
             sb.selectbox(
                 "uploaded prompts",

@@ -21,17 +21,33 @@ FOR, AGAINST, NO_EFFECT = "217, 48, 37", "26, 115, 232", "190, 190, 190"  # meas
 N_BINS = 6  # edges are drawn in this many weight bins (one trace each)
 
 
-def node_xy(node: Node) -> tuple[float, float]:
+COLLAPSE_AFTER = 64  # longer prompts draw only the positions the routes touch
+WINDOW = 48  # columns shown at first around the target (pan or zoom out for the rest)
+
+
+def route_columns(graph: RouteGraph, collapse_after: int = COLLAPSE_AFTER) -> dict[int, int]:
+    """The x column of each position drawn: every position for a short prompt; for one of
+    more than ``collapse_after`` tokens, only the positions with a node on the routes, in
+    order (a gap in the positions is marked on the axis)."""
+    n_tokens = len(graph.tokens)
+    if n_tokens <= collapse_after:
+        return {p: p for p in range(n_tokens)}
+    used = sorted({n.pos for n in graph.nodes} | set(graph.target_positions))
+    return {p: c for c, p in enumerate(used)}
+
+
+def node_xy(node: Node, columns: dict[int, int] | None = None) -> tuple[float, float]:
     """Embedding at y=0; layer l: attention output at 2l+1, MLP at 2l+1.5 (shifted right),
-    block output at 2l+2."""
+    block output at 2l+2; x is the node's column (its position unless ``columns`` say)."""
+    x = float(node.pos if columns is None else columns[node.pos])
     if node.kind == "embed":
-        return float(node.pos), 0.0
+        return x, 0.0
     base = 2 * node.layer
     if node.kind == "attn_out":
-        return float(node.pos), base + 1.0
+        return x, base + 1.0
     if node.kind == "mlp":
-        return node.pos + 0.3, base + 1.5
-    return float(node.pos), base + 2.0
+        return x + 0.3, base + 1.5
+    return x, base + 2.0
 
 
 def route_figure(
@@ -45,14 +61,17 @@ def route_figure(
 ) -> go.Figure:
     """Edges as lines (width and opacity by weight, or coloured by measured ``effects``:
     edge id -> share of the metric), nodes as markers with ids in customdata. Each edge also
-    gets an invisible marker at its midpoint so it can be clicked."""
+    gets an invisible marker at its midpoint so it can be clicked. A long prompt draws only
+    the positions on the routes (:func:`route_columns`), first showing a window of them
+    around the target."""
     fig = go.Figure()
-    for trace in _edge_lines(graph, effects, min_share):
+    cols = route_columns(graph)
+    for trace in _edge_lines(graph, effects, min_share, cols):
         fig.add_trace(trace)
-    fig.add_trace(_edge_pickers(graph, effects))
-    for trace in _node_markers(graph, selected):
+    fig.add_trace(_edge_pickers(graph, effects, cols))
+    for trace in _node_markers(graph, selected, cols):
         fig.add_trace(trace)
-    _lay_out(fig, graph, n_layers, title, height)
+    _lay_out(fig, graph, n_layers, title, height, cols)
     return fig
 
 
@@ -76,7 +95,7 @@ def _edge_style(graph: RouteGraph, effects: dict[str, float] | None, min_share: 
 
 
 def _edge_lines(
-    graph: RouteGraph, effects: dict[str, float] | None = None, min_share: float = 0.01
+    graph: RouteGraph, effects: dict[str, float] | None, min_share: float, cols: dict
 ) -> list[go.Scatter]:
     """One line trace per colour and size bin (width and opacity grow with the bin)."""
     buckets: dict[tuple[str, int, bool], list] = {}
@@ -87,7 +106,7 @@ def _edge_lines(
     for (rgb, b, dashed), edges in buckets.items():
         xs, ys = [], []
         for e in edges:
-            (x0, y0), (x1, y1), (xm, ym) = *_ends(e), edge_midpoint(e)
+            (x0, y0), (x1, y1), (xm, ym) = *_ends(e, cols), edge_midpoint(e, cols)
             xs += [x0, xm, x1, None]
             ys += [y0, ym, y1, None]
         hi = (b + 1) / N_BINS
@@ -104,20 +123,20 @@ def _edge_lines(
 BEND = {"key": 0.18, "query": -0.18}
 
 
-def _ends(e) -> tuple[tuple[float, float], tuple[float, float]]:
-    return node_xy(e.source), node_xy(e.target)
+def _ends(e, cols: dict | None = None) -> tuple[tuple[float, float], tuple[float, float]]:
+    return node_xy(e.source, cols), node_xy(e.target, cols)
 
 
-def edge_midpoint(e) -> tuple[float, float]:
+def edge_midpoint(e, cols: dict | None = None) -> tuple[float, float]:
     """Where an edge is drawn through and clicked: its middle, moved aside for key and query
     edges so they do not hide a value edge between the same nodes."""
-    (x0, y0), (x1, y1) = _ends(e)
+    (x0, y0), (x1, y1) = _ends(e, cols)
     return (x0 + x1) / 2 + BEND.get(e.kind, 0.0), (y0 + y1) / 2
 
 
-def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) -> go.Scatter:
+def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None, cols: dict) -> go.Scatter:
     """Invisible markers at the edges' midpoints: what a click on an edge selects."""
-    mids = [(e, edge_midpoint(e)) for e in graph.edges]
+    mids = [(e, edge_midpoint(e, cols)) for e in graph.edges]
     name = f"{graph.score} share" if graph.signed else "weight"
 
     def hover(e) -> str:
@@ -138,14 +157,14 @@ def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None = None) ->
     )
 
 
-def _node_markers(graph: RouteGraph, selected: str | None) -> list[go.Scatter]:
+def _node_markers(graph: RouteGraph, selected: str | None, cols: dict) -> list[go.Scatter]:
     """One marker trace per node kind; the selected node is drawn larger and outlined."""
     traces = []
     for kind, (colour, symbol, label) in KIND_STYLE.items():
         nodes = [n for n in graph.nodes if n.kind == kind]
         if not nodes:
             continue
-        xy = [node_xy(n) for n in nodes]
+        xy = [node_xy(n, cols) for n in nodes]
         is_sel = [n.id == selected for n in nodes]
         marker = {
             "size": [20 if s else 13 for s in is_sel],
@@ -170,8 +189,29 @@ def _node_markers(graph: RouteGraph, selected: str | None) -> list[go.Scatter]:
     return traces
 
 
-def _lay_out(fig: go.Figure, graph: RouteGraph, n_layers: int, title: str, height: int) -> None:
-    T = len(graph.tokens)
+def column_labels(graph: RouteGraph, cols: dict[int, int]) -> list[str]:
+    """Each column's token; when positions are collapsed, with its position, and "⋯" where
+    positions were skipped before it."""
+    if len(cols) == len(graph.tokens):
+        return [token_label(t, 10) for t in graph.tokens]
+    labels, previous = [], -1
+    for p in sorted(cols):
+        gap = "⋯ " if p != previous + 1 else ""
+        labels.append(f"{gap}{p} {token_label(graph.tokens[p], 10)}")
+        previous = p
+    return labels
+
+
+def _x_range(graph: RouteGraph, cols: dict[int, int]) -> list[float]:
+    """Every column, or a window of WINDOW columns ending a little after the target's."""
+    n = len(cols)
+    if n <= WINDOW:
+        return [-0.7, n - 0.3]
+    right = min(n, cols[graph.target_positions[0]] + 4)
+    return [right - WINDOW - 0.7, right - 0.3]
+
+
+def _lay_out(fig, graph: RouteGraph, n_layers: int, title: str, height: int, cols) -> None:
     fig.update_layout(
         title=title,
         height=height,
@@ -182,9 +222,9 @@ def _lay_out(fig: go.Figure, graph: RouteGraph, n_layers: int, title: str, heigh
         legend={"orientation": "h", "y": 1.02, "x": 0},
         xaxis={
             "tickmode": "array",
-            "tickvals": list(range(T)),
-            "range": [-0.7, T - 0.3],
-            "ticktext": [token_label(t, 10) for t in graph.tokens],
+            "tickvals": list(range(len(cols))),
+            "range": _x_range(graph, cols),
+            "ticktext": column_labels(graph, cols),
             "tickangle": -50,
             "showgrid": False,
             "zeroline": False,

@@ -5,20 +5,29 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from lmtt.flow.graph import RouteGraph
-from lmtt.viz.graph_figure import DASHED, EDGE_COLOUR, KIND_STYLE, NEGATIVE, edge_midpoint, node_xy
-from lmtt.viz.text import token_label
+from lmtt.viz.graph_figure import (
+    DASHED,
+    EDGE_COLOUR,
+    KIND_STYLE,
+    NEGATIVE,
+    column_labels,
+    edge_midpoint,
+    node_xy,
+    route_columns,
+)
 
 
 def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70) -> str:
-    T = len(graph.tokens)
-    width, height = 90 + cell * T, 120 + cell * (n_layers + 1)
+    """The graph as SVG; a long prompt draws only the positions on the routes (as the app)."""
+    cols = route_columns(graph)
+    width, height = 90 + cell * len(cols), 120 + cell * (n_layers + 1)
     top, left, unit_y = 50, 70, cell / 2
 
     def to_svg(x, y):
         return left + x * cell, top + (2 * n_layers - y) * unit_y
 
     def xy(node):
-        return to_svg(*node_xy(node))
+        return to_svg(*node_xy(node, cols))
 
     max_w = max((abs(e.weight) for e in graph.edges), default=1.0) or 1.0
     parts = [
@@ -40,7 +49,7 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
         rgb = NEGATIVE if e.weight < 0 else EDGE_COLOUR[e.kind]
         dash = 'stroke-dasharray="5,3" ' if e.kind in DASHED else ""
         # a quadratic curve through the edge's midpoint (bent aside for key and query edges)
-        mx, my = to_svg(*edge_midpoint(e))
+        mx, my = to_svg(*edge_midpoint(e, cols))
         cx, cy = 2 * mx - (x0 + x1) / 2, 2 * my - (y0 + y1) / 2
         parts.append(
             f'<path d="M{x0:.1f},{y0:.1f} Q{cx:.1f},{cy:.1f} {x1:.1f},{y1:.1f}" fill="none" '
@@ -57,11 +66,11 @@ def route_svg(graph: RouteGraph, n_layers: int, title: str = "", cell: int = 70)
             else f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6.5"'
         )
         parts.append(f'{shape} fill="{colour}" stroke="white"/>')
-    for i, tok in enumerate(graph.tokens):
+    for i, label in enumerate(column_labels(graph, cols)):
         x, y = left + i * cell, height - 40
         parts.append(
             f'<text x="{x:.1f}" y="{y}" text-anchor="end" '
-            f'transform="rotate(-45 {x:.1f} {y})">{escape(token_label(tok, 12))}</text>'
+            f'transform="rotate(-45 {x:.1f} {y})">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return "\n".join(parts)

@@ -131,6 +131,17 @@ def test_a_sweep_too_large_is_refused_in_one_line():
         check_removals(2049, 0.001)
 
 
+def test_causal_scores_of_a_long_prompt_are_refused_in_one_line(circuit, monkeypatch):
+    from lmtt.causal import scored
+
+    model, trace, metric = circuit
+    monkeypatch.setattr(scored, "MAX_CAUSAL_TOKENS", 4)
+    for score in ("attribution", "knockout", "verified"):
+        with pytest.raises(InterventionError, match="proximity or read score for long prompts"):
+            scored.route_graphs(model, trace, metric, [0.04], score)
+    assert scored.route_graphs(model, trace, metric, [0.04], "proximity")[0].edges
+
+
 def test_shares_keep_their_meaning_when_the_span_is_negative(circuit):
     """For an unlikely token, removing every edge raises log p (a negative span); a positive
     share still means the edge works for the metric: removing it lowers the metric."""

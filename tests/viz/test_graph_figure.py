@@ -73,3 +73,46 @@ def test_the_svg_bends_key_and_query_edges_aside_and_dashes_them():
     x0, _, cx, _, x1, _ = by_kind[value.kind]
     assert abs(cx - (x0 + x1) / 2) < 1e-6  # straight
     assert svg.count("stroke-dasharray") == 1
+
+
+def _long_graph(n_tokens: int = 3000) -> RouteGraph:
+    last = n_tokens - 1
+    edges = (
+        Edge(embed(3), attn_out(0, last), "attention", 0.4, (0.4,)),
+        Edge(embed(2000), attn_out(0, last), "attention", 0.2, (0.2,)),
+        Edge(embed(last), attn_out(0, last), "residual", 0.4),
+        Edge(attn_out(0, last), resid(0, last), "residual", 1.0),
+    )
+    nodes = sorted({n for e in edges for n in (e.source, e.target)}, key=lambda n: n.sort_key())
+    tokens = tuple(f"t{i}" for i in range(n_tokens))
+    return RouteGraph("m", tokens, (last,), 0.1, None, tuple(nodes), edges)
+
+
+def test_a_long_prompt_draws_only_the_positions_on_the_routes():
+    from lmtt.viz.graph_figure import column_labels, route_columns
+
+    graph = _long_graph()
+    cols = route_columns(graph)
+    assert cols == {3: 0, 2000: 1, 2999: 2}
+    assert column_labels(graph, cols) == ["⋯ 3 t3", "⋯ 2000 t2000", "⋯ 2999 t2999"]
+    fig = route_figure(graph, 1)
+    assert list(fig.layout.xaxis.tickvals) == [0, 1, 2]
+    xs = {x for t in fig.data if t.mode == "markers" for x in t.x}
+    assert max(xs) < 3  # no column for the 2,997 positions without a node
+    ids = {i for t in fig.data if t.mode == "markers" for i in t.customdata}
+    assert "embed::2000" in ids and graph.edges[1].id in ids  # clicks still name positions
+    assert route_svg(graph, 1).count("<text") == 2 + 3 + 1  # layers, columns, title
+    short = _graph()
+    assert route_columns(short) == {0: 0, 1: 1}
+    assert list(route_figure(short, 1).layout.xaxis.ticktext) == ["a", "b"]
+
+
+def test_many_route_positions_open_on_a_window_around_the_target():
+    n = 300
+    last = n - 1
+    edges = tuple(Edge(embed(j), attn_out(0, last), "attention", 1 / n, (1 / n,))
+                  for j in range(0, n, 2))  # fmt: skip
+    nodes = sorted({n for e in edges for n in (e.source, e.target)}, key=lambda n: n.sort_key())
+    graph = RouteGraph("m", tuple(map(str, range(n))), (last,), 0.0, None, tuple(nodes), edges)
+    lo, hi = route_figure(graph, 1).layout.xaxis.range
+    assert abs(hi - lo - 48.4) < 1e-9 and lo < 150 < hi  # the last 48 of 151 columns

@@ -12,12 +12,28 @@ from lmtt.viz.charts import head_bar_chart, token_heatmap
 from lmtt.viz.tables import token_table
 from lmtt.viz.text import token_label
 
+MAP_TOKENS = 128  # longer prompts map a window of this many positions ending at the query
+
+
+def _window(trace: Trace, pos: int) -> range:
+    """The positions the maps show: all of a short prompt, else those up to ``pos``."""
+    if trace.n_tokens <= MAP_TOKENS:
+        return range(trace.n_tokens)
+    start = max(0, pos + 1 - MAP_TOKENS)
+    return range(start, start + MAP_TOKENS)
+
 
 def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm) -> None:
     token = token_label(trace.token_strs[pos])
     st.subheader(f"Attention block L{layer} at position {pos} '{token}'")
-    full = get_layer_contributions(trace_key, layer, renorm, trace)  # every query of the layer
-    per_head = full.per_head[pos].tolist()
+    window = _window(trace, pos)
+    queries = None if len(window) == trace.n_tokens else tuple(window)
+    full = get_layer_contributions(trace_key, layer, renorm, trace, queries)
+    row = pos - window.start  # the query's row among those computed
+    if queries is not None:
+        st.caption(f"A long prompt: the maps show positions {window.start}-{window[-1]} "
+                   f"(the {len(window)} ending at the query), of {trace.n_tokens:,}.")  # fmt: skip
+    per_head = full.per_head[row].tolist()
     best = max(range(len(per_head)), key=per_head.__getitem__)
     head = st.selectbox(
         "head",
@@ -28,28 +44,27 @@ def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm)
     )
     st.plotly_chart(
         head_bar_chart(
-            per_head, f"Head contributions (residual {float(full.residual[pos]):.3f})", head
+            per_head, f"Head contributions (residual {float(full.residual[row]):.3f})", head
         ),
         key="head_bars",
     )
+    keys = slice(window.start, window.stop)
+    tokens = list(trace.token_strs[keys])
+    attention = trace.pattern_rows(layer, list(window))[head][:, keys]
     left, right = st.columns(2)
     with left:
         st.plotly_chart(
-            token_heatmap(
-                trace.pattern(layer)[head].numpy(),
-                list(trace.token_strs),
-                f"Attention of L{layer}H{head}",
-            ),
+            token_heatmap(attention.numpy(), tokens, f"Attention of L{layer}H{head}"),
             key="attn_map",
         )
     with right:
         st.plotly_chart(
             token_heatmap(
-                full.heads[:, :, head].numpy(),
-                list(trace.token_strs),
+                full.heads[:, keys, head].numpy(),
+                tokens,
                 f"Contributions of L{layer}H{head}",
                 "Oranges",
-            ),
+            ),  # fmt: skip
             key="contrib_map",
         )
     st.caption(

@@ -1,0 +1,43 @@
+"""Lean attention (lmtt.models.lean_attention): a capture that does not read the pattern runs
+GPT-2's attention through the fused kernel, with no T x T tensor, and gets the same
+activations as the bridge's eager attention."""
+
+import pytest
+import torch
+from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+    JointQKVAttentionBridge,
+)
+
+from lmtt.models.trace import route_kinds, run_trace
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+
+def test_a_route_trace_never_builds_the_pattern(gpt2_model, monkeypatch):
+    def eager(*args, **kwargs):
+        raise AssertionError("the eager pattern was computed")
+
+    monkeypatch.setattr(JointQKVAttentionBridge, "_softmax_dropout_pattern", eager)
+    trace = run_trace(gpt2_model, PROMPT)  # lean: the patched softmax is never reached
+    assert trace.layers("pattern") == ()
+    with pytest.raises(AssertionError, match="eager pattern"):
+        run_trace(gpt2_model, PROMPT, capture={"pattern"})  # the pattern needs the eager path
+
+
+def test_lean_activations_equal_the_eager_ones(gpt2_model):
+    lean = run_trace(gpt2_model, PROMPT)
+    eager = run_trace(gpt2_model, PROMPT, capture=route_kinds(gpt2_model) | {"pattern"})
+    torch.testing.assert_close(lean.logits, eager.logits, atol=1e-5, rtol=1e-5)
+    for layer in range(lean.n_layers):
+        for kind in ("resid_mid", "q", "k", "v", "mlp_post"):
+            got, want = lean.activations[(kind, layer)], eager.activations[(kind, layer)]
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lean.pattern(layer), eager.pattern(layer), atol=1e-5, rtol=1e-4)
+
+
+def test_modules_are_restored_and_keep_no_pattern(gpt2_model):
+    run_trace(gpt2_model, PROMPT, capture={"pattern"})
+    run_trace(gpt2_model, PROMPT)
+    for block in gpt2_model.bridge.blocks:
+        assert "_reconstruct_attention" not in vars(block.attn)  # the class's method
+        assert block.attn._pattern is None  # the bridge's kept pattern was let go
