@@ -125,7 +125,9 @@ class Trace:
         # Rows are computed in fixed blocks of ROW_BLOCK positions, so a row's bits never
         # depend on which other rows were asked for (lazy routes equal the full graph's).
         blocks = torch.unique(idx // ROW_BLOCK)
-        rows = torch.cat([self._row_block(layer, int(b)) for b in blocks], dim=1)
+        rows = torch.empty(self.n_heads, len(blocks) * ROW_BLOCK, self.n_tokens)
+        for n, block in enumerate(blocks.tolist()):
+            self._row_block(layer, block, rows[:, n * ROW_BLOCK : (n + 1) * ROW_BLOCK])
         start = int(blocks[0]) * ROW_BLOCK
         if torch.equal(idx, torch.arange(start, start + len(idx))):  # a run: no gather
             return rows[:, : len(idx)]
@@ -133,22 +135,25 @@ class Trace:
         first[blocks] = torch.arange(len(blocks)) * ROW_BLOCK
         return rows[:, first[idx // ROW_BLOCK] + idx % ROW_BLOCK]
 
-    def _row_block(self, layer: int, block: int) -> Float[torch.Tensor, "H B T_key"]:
-        """The pattern rows ROW_BLOCK * block ... (+ ROW_BLOCK), computed from q and k."""
+    def _row_block(self, layer: int, block: int, out: Float[torch.Tensor, "H B T_key"]) -> None:
+        """The pattern rows ROW_BLOCK * block ... (+ ROW_BLOCK), computed from q and k into
+        ``out`` [H, ROW_BLOCK, T] (the keys a decoder's block cannot see, and the last block's
+        padding rows, are 0: every block is computed alike)."""
         T = self.n_tokens
         start, stop = block * ROW_BLOCK, min(T, (block + 1) * ROW_BLOCK)
-        keys = self._get("k", layer)  # [T, H_kv, d_head]: grouped heads share a key head
+        # a decoder's block sees keys up to its last query only: the later ones weigh 0
+        n_keys = stop if self.family.causal else T
+        keys = self._get("k", layer)[:n_keys]  # [K, H_kv, d_head]: grouped heads share one
         H, Hkv = self.n_heads, keys.shape[1]
         q = self.queries(layer)[start:stop].reshape(stop - start, Hkv, H // Hkv, -1)
-        scores = torch.einsum("qgrd,kgd->grqk", q, keys).reshape(H, stop - start, T)
+        scores = torch.einsum("qgrd,kgd->grqk", q, keys).reshape(H, stop - start, n_keys)
         scores.mul_(self.attention_scale)
         if self.family.causal:
-            future = torch.arange(T)[None, :] > torch.arange(start, stop)[:, None]  # [B, T]
+            future = torch.arange(n_keys)[None, :] > torch.arange(start, stop)[:, None]
             scores.masked_fill_(future, float("-inf"))
-        rows = scores.softmax(-1)
-        if stop - start < ROW_BLOCK:  # the last block, padded so every block is alike
-            rows = torch.cat([rows, rows.new_zeros(H, ROW_BLOCK - (stop - start), T)], 1)
-        return rows
+        out[:, : stop - start, :n_keys] = torch.softmax(scores, -1)
+        out[:, : stop - start, n_keys:] = 0.0
+        out[:, stop - start :] = 0.0
 
     def _rebuilds_pattern(self, layer: int) -> bool:
         """Whether this trace's queries and keys make ``layer``'s pattern."""
