@@ -147,8 +147,9 @@ def cmd_patch(args) -> int:
     from lmtt.viz.causal_figures import patching_static
     from lmtt.viz.static import figure_png_svg
 
+    counterfactual = common.prompt(args, "counterfactual")  # before the model loads
     out, model, trace, metric = _setup(args)
-    p = patching_effects(model, trace, args.counterfactual, metric, args.what, args.align,
+    p = patching_effects(model, trace, counterfactual, metric, args.what, args.align,
                          progress=True)  # fmt: skip
     console = common.console()
     console.print(
@@ -203,7 +204,9 @@ def add_commands(sub) -> None:
     p = common.command(sub, "patch", "patch each node from a counterfactual prompt",
                        cmd_patch, prompt=True)  # fmt: skip
     common.metric_args(p)
-    p.add_argument("--counterfactual", required=True, help="the counterfactual prompt")
+    p.add_argument("--counterfactual", default=None, help="the counterfactual prompt")
+    p.add_argument("--counterfactual-file", default=None, metavar="FILE",
+                   help="read the counterfactual prompt from a UTF-8 text file")  # fmt: skip
     p.add_argument(
         "--align", type=_positions, default=None,
         help="comma-separated counterfactual position for each clean position",

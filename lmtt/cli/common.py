@@ -85,20 +85,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
 
 
-def prompt(args) -> str:
-    """The prompt given as an argument or in ``--prompt-file`` (exactly one of them)."""
-    if (args.prompt is None) == (args.prompt_file is None):
-        raise PromptError("Give the prompt as an argument or with --prompt-file FILE (not both).")
-    if args.prompt is not None:
-        return args.prompt
-    path = Path(args.prompt_file)
+def prompt(args, name: str = "prompt") -> str:
+    """The prompt given as an argument or in ``--prompt-file`` (exactly one of them); with
+    ``name`` "counterfactual", ``--counterfactual`` or ``--counterfactual-file``."""
+    text, file = getattr(args, name), getattr(args, f"{name}_file")
+    flag = f"--{name}-file"
+    if (text is None) == (file is None):
+        given = "as an argument" if name == "prompt" else f"with --{name}"
+        raise PromptError(f"Give the {name} {given} or with {flag} FILE (not both).")
+    if text is not None:
+        return text
+    path = Path(file)
     if not path.is_file():
-        raise PromptError(f"--prompt-file {path} is not a file: pass a UTF-8 text file.")
+        raise PromptError(f"{flag} {path} is not a file: pass a UTF-8 text file.")
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise PromptError(
-            f"--prompt-file {path} is not UTF-8 text (byte {e.start}); save it as UTF-8."
+            f"{flag} {path} is not UTF-8 text (byte {e.start}); save it as UTF-8."
         ) from None
 
 

@@ -34,10 +34,14 @@ def test_verify_writes_report_csv_and_plots(tmp_path, capsys, score):
 
 def test_patch_prints_shares_and_writes_heatmap(tmp_path, capsys):
     out = tmp_path / "p"
-    argv = ["patch", "--model", DEMO, "ROMEO: But soft", "--counterfactual", "JULIET: But soft",
-            "--out", str(out)]  # fmt: skip
+    clean, counterfactual = tmp_path / "clean.txt", tmp_path / "cf.txt"
+    clean.write_text("ROMEO: But soft", encoding="utf-8")
+    counterfactual.write_text("JULIET: But soft", encoding="utf-8")
+    argv = ["patch", "--model", DEMO, "--prompt-file", str(clean), "--counterfactual-file",
+            str(counterfactual), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
-    assert "share of the change" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "share of the change" in printed
     assert json.loads((out / "patch.json").read_text())["what"] == "resid"
     assert (out / "patch.png").stat().st_size > 1000
 
