@@ -34,7 +34,7 @@ from lmtt.causal.interventions import (
     Skip,
     point,
 )
-from lmtt.causal.metric import Metric
+from lmtt.causal.metric import Metric, check_length
 from lmtt.causal.removal import skip_attribution, skip_gradient_points
 from lmtt.causal.run import DEFAULT_BATCH, run_scenarios
 from lmtt.errors import InterventionError
@@ -126,6 +126,7 @@ def attribution_scores(
 ) -> tuple[float, Float[torch.Tensor, " E"]]:
     """(the metric, each edge's first-order knockout estimate) from one forward and one
     backward pass: gradient at the edited activation times the part the removal takes out."""
+    check_length(trace.n_tokens, "Attribution")
     removals = [edge_intervention(e) for e in edges]
     if not removals:
         return float(metric(trace.logits[None])), torch.zeros(0)
@@ -169,6 +170,7 @@ def verify_edges(
 ) -> EdgeEffects:
     """Every value-path edge of ``graph`` (key and query edges are not paths): its measured
     knockout effect and its attribution estimate."""
+    check_length(trace.n_tokens, "Verifying edges")
     edges = tuple(e for e in graph.edges if e.kind in VALUE_KINDS)
     effect = knockout_effects(model, trace, edges, metric, batch, progress) if knockout else None
     attr = attribution_scores(model, trace, edges, metric)[1] if attribution else None

@@ -22,7 +22,7 @@ import torch
 from jaxtyping import Bool, Float
 
 from lmtt.causal.attention_removal import masked_attention
-from lmtt.causal.metric import Metric
+from lmtt.causal.metric import Metric, check_length
 from lmtt.causal.removal import skip_edits
 from lmtt.causal.run import batch_size
 from lmtt.errors import InterventionError
@@ -179,6 +179,7 @@ def faithfulness(
 ) -> Faithfulness:
     """Completeness (and its complement) of each graph, in one batched pass: a row per graph
     (two with the complement) and one for the fully ablated baseline."""
+    check_length(trace.n_tokens, "Completeness")
     L, T = trace.n_layers, trace.n_tokens
     kept = [EdgeMask.of_graph(g, L) for g in graphs]
     masks = kept + ([m.inverted() for m in kept] if complement else [])

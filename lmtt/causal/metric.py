@@ -11,6 +11,19 @@ from jaxtyping import Float
 from lmtt.errors import InterventionError, check_index
 
 KINDS = ("logprob", "logit", "contrast")
+MAX_CAUSAL_TOKENS = 1024  # causal work holds [L, H, T, T] tensors: longer prompts are refused
+
+
+def check_length(n_tokens: int, what: str) -> None:
+    """Refuse causal work (``what``, e.g. "The knockout score") on a prompt longer than
+    MAX_CAUSAL_TOKENS, in one line: its gradients and sweeps hold [layers, heads, T, T]
+    tensors and a forward pass per removal."""
+    limit = MAX_CAUSAL_TOKENS
+    if n_tokens > limit:
+        raise InterventionError(
+            f"{what} is for prompts of at most {limit:,} tokens (this one has {n_tokens:,}): "
+            "use the proximity or read routes for long prompts."
+        )
 
 
 @dataclass(frozen=True)

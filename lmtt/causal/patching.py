@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float
 
 from lmtt.causal.interventions import AttentionWrite, HeadWrite, Intervention, MlpWrite, Residual
-from lmtt.causal.metric import Metric
+from lmtt.causal.metric import Metric, check_length
 from lmtt.causal.reference import patch_reference
 from lmtt.causal.run import DEFAULT_BATCH, run_scenarios
 from lmtt.errors import InterventionError
@@ -67,6 +67,7 @@ def patching_effects(
     progress: bool = False,
 ) -> PatchingEffects:
     """Patch every node of kind ``what`` from the counterfactual run, one at a time."""
+    check_length(trace.n_tokens, "Patching")
     L, T, H = trace.n_layers, trace.n_tokens, trace.n_heads
     kind = {"resid": "resid_pre", "attn": "attn_write", "mlp": "mlp_write", "heads": "z"}
     if what not in kind:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from lmtt.causal.attention_removal import edge_attribution
 from lmtt.causal.edges import edge_intervention, edge_slot, knockout_effects
 from lmtt.causal.faithfulness import EdgeMask, check_span, effects_within, masked_metric
-from lmtt.causal.metric import Metric
+from lmtt.causal.metric import MAX_CAUSAL_TOKENS, Metric, check_length
 from lmtt.causal.removal import skip_gradient_points
 from lmtt.errors import EmptyRoutesError, InterventionError
 from lmtt.flow import graph as G
@@ -42,7 +42,6 @@ from lmtt.models.trace import Trace
 SCORES = ("proximity", "attribution", "knockout", "verified", "read")
 MIN_EFFECT = 0.01  # a verified edge moves the metric by at least this share of its span
 MAX_REMOVALS = 2048  # knockout and verified routes refuse sweeps of more removals than this
-MAX_CAUSAL_TOKENS = 1024  # causal scores hold [L, H, T, T] tensors: longer prompts are refused
 
 
 @dataclass(frozen=True)
@@ -210,17 +209,6 @@ def _candidates(trace: Trace, attribution: EdgeScores, target: int, threshold: f
     return found
 
 
-def check_length(n_tokens: int, score: str) -> None:
-    """Refuse causal scores of a prompt longer than MAX_CAUSAL_TOKENS, in one line: their
-    gradients and sweeps hold [layers, heads, T, T] scores and a forward pass per row."""
-    limit = MAX_CAUSAL_TOKENS
-    if n_tokens > limit:
-        raise InterventionError(
-            f"The {score} score is for prompts of at most {limit:,} tokens (this one has "
-            f"{n_tokens:,}): use the proximity or read score for long prompts."
-        )
-
-
 def check_removals(n: int, threshold: float, limit: int = MAX_REMOVALS) -> None:
     """Refuse a sweep of more than ``limit`` removals (forward-pass rows), in one line."""
     if n > limit:
@@ -259,21 +247,33 @@ def route_graphs(
     """The routes at each threshold (the scores computed once; a graph may have no edge)."""
     if score not in SCORES:
         raise InterventionError(f"Unknown score {score!r}: use one of {', '.join(SCORES)}.")
-    if score in ("proximity", "read"):  # lazily: the same graphs as the full graph pruned
-        out, reading = [], reading_of(metric) if score == "read" else None
-        for t in thresholds:
-            try:
-                out.append(G.routes(trace, metric.position, t, reading=reading))
-            except EmptyRoutesError:
-                out.append(_graph(trace, metric.position, t, score, []))
-        return out
-    check_length(trace.n_tokens, score)
+    if score in ("proximity", "read"):
+        return _proximity_graphs(trace, metric, thresholds, score)
+    check_length(trace.n_tokens, f"The {score} score")
     if score == "verified":
         return _verified(model, trace, metric, thresholds, progress)
     if score == "knockout":
         return _knockout(model, trace, metric, thresholds, progress)
     scores = attribution_all(model, trace, metric).scaled(1 / abs(_span(model, trace, metric)))
     return [walk(trace, scores, metric.position, t, score, allow_empty=True) for t in thresholds]
+
+
+def _proximity_graphs(trace: Trace, metric: Metric, thresholds, score: str) -> list:
+    """Proximity (or read) routes at each threshold: one full graph pruned for a short prompt
+    and several thresholds, else lazy walks (the same graphs, invariant 3)."""
+    reading = reading_of(metric) if score == "read" else None
+    short = len(thresholds) > 1 and trace.n_tokens <= MAX_CAUSAL_TOKENS
+    source = G.build_graph(trace) if short else None
+    out = []
+    for t in thresholds:
+        try:
+            if source is None:
+                out.append(G.routes(trace, metric.position, t, reading=reading))
+            else:
+                out.append(source.prune(metric.position, t, reading))
+        except EmptyRoutesError:
+            out.append(_graph(trace, metric.position, t, score, []))
+    return out
 
 
 def reading_of(metric: Metric) -> Reading:

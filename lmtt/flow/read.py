@@ -148,9 +148,10 @@ class ReadWalk:
                    for k, p in enumerate(q)]  # fmt: skip
         u = D.value_outputs(self.trace, a.layer).transpose(0, 1)  # [T, H, d]
         heads = torch.ones(len(q), *u.shape[:2])
+        seen = max(q) + 1 if self.trace.family.causal else len(u)  # sources any query sees
         for reader in set(readers) - {None}:
             rows = torch.tensor([i for i, x in enumerate(readers) if x == reader])
-            heads[rows] = self._shares(u[None], [reader])[0]
+            heads[rows, :seen] = self._shares(u[None, :seen], [reader])[0]
         others = [D.attention_residual(self.trace, a.layer)[a.queries]]
         if a.mlp is not None:
             others.append(D.parallel_mlp_write(self.trace, a.layer)[a.queries])

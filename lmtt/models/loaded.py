@@ -50,7 +50,8 @@ class LoadedModel:
 
     @property
     def bridge(self):
-        """The underlying ``TransformerBridge`` (for experts; lmtt never mutates it)."""
+        """The underlying ``TransformerBridge`` (for experts). lmtt changes it only inside
+        :meth:`run_with_cache`, under the lock, for one forward pass (lean attention)."""
         return self._bridge
 
     @cached_property

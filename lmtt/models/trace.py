@@ -124,16 +124,20 @@ class Trace:
             return self._get("pattern", layer)[:, idx]
         # Rows are computed in fixed blocks of ROW_BLOCK positions, so a row's bits never
         # depend on which other rows were asked for (lazy routes equal the full graph's).
-        blocks = torch.unique(idx // ROW_BLOCK)
-        rows = torch.empty(self.n_heads, len(blocks) * ROW_BLOCK, self.n_tokens)
-        for n, block in enumerate(blocks.tolist()):
-            self._row_block(layer, block, rows[:, n * ROW_BLOCK : (n + 1) * ROW_BLOCK])
-        start = int(blocks[0]) * ROW_BLOCK
-        if torch.equal(idx, torch.arange(start, start + len(idx))):  # a run: no gather
-            return rows[:, : len(idx)]
-        first = torch.zeros(int(blocks.max()) + 1, dtype=torch.long)
-        first[blocks] = torch.arange(len(blocks)) * ROW_BLOCK
-        return rows[:, first[idx // ROW_BLOCK] + idx % ROW_BLOCK]
+        rows = torch.empty(self.n_heads, len(idx), self.n_tokens)
+        scratch = torch.empty(self.n_heads, ROW_BLOCK, self.n_tokens)  # one block at a time
+        for block in torch.unique(idx // ROW_BLOCK).tolist():
+            asked = (idx // ROW_BLOCK == block).nonzero().flatten()  # where its rows go
+            self._row_block(layer, block, scratch)
+            within = idx[asked] % ROW_BLOCK
+            n, a, r = len(asked), int(asked[0]), int(within[0])
+            if torch.equal(asked, torch.arange(a, a + n)) and torch.equal(
+                within, torch.arange(r, r + n)
+            ):  # a run in order: a slice
+                rows[:, a : a + n] = scratch[:, r : r + n]
+            else:
+                rows[:, asked] = scratch[:, within]
+        return rows
 
     def _row_block(self, layer: int, block: int, out: Float[torch.Tensor, "H B T_key"]) -> None:
         """The pattern rows ROW_BLOCK * block ... (+ ROW_BLOCK), computed from q and k into
@@ -268,9 +272,26 @@ def route_kinds(model) -> frozenset[str]:
     if ROUTES not in model.family.supports:
         _check_kinds(model, frozenset({"mlp_post"}))
     kinds = model.family.route_kinds - {"final_scale"}
-    if {"q", "k"} <= model.family.capturable:  # the family's q and k rebuild its pattern
+    if {"q", "k"} <= model.family.capturable and not _pattern_beyond_qk(model):
         kinds = (kinds - {"pattern"}) | {"q", "k"}
     return kinds
+
+
+def _pattern_beyond_qk(model) -> str:
+    """Why this model's pattern is more than softmax(q . k / sqrt(d_head)) under the causal
+    mask ("" when it is not): a sliding window, or scores scaled per layer. Such a model's
+    route traces keep the pattern the model computed."""
+    config = getattr(getattr(model.bridge, "original_model", None), "config", None)
+    if config is None:
+        return ""
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) is not False:
+        return "a sliding window"
+    if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return "sliding-window layers"
+    if getattr(config, "scale_attn_by_inverse_layer_idx", False):
+        return "scores scaled by the inverse layer index"
+    return ""
 
 
 def _check_kinds(model, kinds: frozenset[str]) -> None:

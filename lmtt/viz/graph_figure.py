@@ -205,7 +205,7 @@ def column_labels(graph: RouteGraph, cols: dict[int, int]) -> list[str]:
 def _x_range(graph: RouteGraph, cols: dict[int, int]) -> list[float]:
     """Every column, or a window of WINDOW columns ending a little after the target's."""
     n = len(cols)
-    if n <= WINDOW:
+    if n <= WINDOW or n == len(graph.tokens):  # a short prompt is drawn whole
         return [-0.7, n - 0.3]
     right = min(n, cols[graph.target_positions[0]] + 4)
     return [right - WINDOW - 0.7, right - 0.3]

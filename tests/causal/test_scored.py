@@ -132,13 +132,23 @@ def test_a_sweep_too_large_is_refused_in_one_line():
 
 
 def test_causal_scores_of_a_long_prompt_are_refused_in_one_line(circuit, monkeypatch):
+    from lmtt.causal import metric as M
     from lmtt.causal import scored
+    from lmtt.causal.edges import verify_edges
+    from lmtt.causal.faithfulness import faithfulness
+    from lmtt.causal.patching import patching_effects
 
     model, trace, metric = circuit
-    monkeypatch.setattr(scored, "MAX_CAUSAL_TOKENS", 4)
+    graph = scored.route_graphs(model, trace, metric, [0.04], "proximity")[0]
+    monkeypatch.setattr(M, "MAX_CAUSAL_TOKENS", 4)
     for score in ("attribution", "knockout", "verified"):
-        with pytest.raises(InterventionError, match="proximity or read score for long prompts"):
+        with pytest.raises(InterventionError, match="proximity or read routes for long prompts"):
             scored.route_graphs(model, trace, metric, [0.04], score)
+    for work in (lambda: verify_edges(model, trace, graph, metric),
+                 lambda: faithfulness(model, trace, [graph], metric),
+                 lambda: patching_effects(model, trace, "x y z w v u", metric)):  # fmt: skip
+        with pytest.raises(InterventionError, match="at most 4 tokens"):
+            work()
     assert scored.route_graphs(model, trace, metric, [0.04], "proximity")[0].edges
 
 

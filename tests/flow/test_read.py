@@ -97,3 +97,32 @@ def test_the_read_score_goes_through_the_metric(tiny_model):
     assert graph == route_graphs(tiny_model, trace, metric, [0.04], "read")[0]
     reading = Reading(token=metric.target, foil=7, logprob=False)
     assert graph == routes(trace, metric.position, 0.04, reading=reading)
+
+
+def test_readers_pass_down_the_edges_by_their_rules(tiny_model):
+    """Hand-made edges into layer 1: an attention edge is read by its heads carrying 10% of
+    it; a residual edge passes its target's reader down, unless an MLP reads that target; an
+    MLP reads everything; several readers merge."""
+    from lmtt.flow.graph import Edge, attn_out, mlp_block, resid
+    from lmtt.flow.read import ReadWalk
+
+    trace = run_trace(tiny_model, PROMPT)
+    final = frozenset({("final", 5)})
+    walk = ReadWalk(trace, Reading(), {5: final, 6: final})
+    heads = (0.9, 0.05, 0.05, 0.0)
+    edges = [
+        Edge(resid(0, 2), attn_out(1, 5), "attention", 1.0, heads),
+        Edge(resid(0, 3), attn_out(1, 5), "attention", 0.5, (0.0, 0.0, 0.5, 0.0)),
+        Edge(resid(0, 3), attn_out(1, 6), "attention", 0.5, (0.25, 0.25, 0.0, 0.0)),
+        Edge(resid(0, 5), attn_out(1, 5), "residual", 0.4),  # attn_out(1, 5) read by its MLP
+        Edge(attn_out(1, 5), mlp_block(1, 5), "mlp", 0.3),
+        Edge(resid(0, 6), attn_out(1, 6), "residual", 0.4),  # passes resid(1, 6)'s reader
+        Edge(resid(0, 4), attn_out(1, 6), "attention", 0.2, (0.2, 0.0, 0.0, 0.0)),
+        Edge(resid(0, 4), attn_out(1, 4), "residual", 0.9),  # a target nobody reached
+    ]
+    below = walk.below(1, edges).readers
+    assert below[2] == {("head", 1, 0)}  # heads under 10% of the edge do not read it
+    assert below[3] == {("head", 1, 2), ("head", 1, 0), ("head", 1, 1)}  # merged
+    assert below[5] is None  # the MLP reads everything
+    assert below[6] == final
+    assert below[4] is None  # one reader reads everything: so does the node

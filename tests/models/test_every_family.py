@@ -108,14 +108,38 @@ def test_value_map_rebuilds_the_values_and_read_routes_equal_the_full_graph(fami
 def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
     """Where q and k make the pattern, a route trace holds them (2 T H d_head floats a layer)
     instead of the H T^2 pattern, and its rows equal the model's own pattern."""
+    from lmtt.models.trace import _pattern_beyond_qk
+
     arch, _, model = family_model
-    trace = run_trace(model, PROMPT)
-    own = run_trace(model, PROMPT, capture={"pattern"})
-    rebuilt = not model.family.qk_refusal
+    text = " ".join([PROMPT] * 2)  # over 40 tokens: two blocks of 32 rows
+    trace = run_trace(model, text)
+    own = run_trace(model, text, capture={"pattern"})
+    rebuilt = not model.family.qk_refusal and not _pattern_beyond_qk(model)
     assert (trace.layers("pattern") == ()) == rebuilt, arch
+    T = trace.n_tokens
+    assert T > 41
     for layer in range(trace.n_layers):
         want = own.pattern(layer)
         torch.testing.assert_close(trace.pattern(layer), want, atol=1e-5, rtol=1e-4, msg=arch)
-        rows = torch.tensor([trace.n_tokens - 1, 0, 5, 5])
-        torch.testing.assert_close(trace.pattern_rows(layer, rows), want[:, rows], atol=1e-5,
-                                   rtol=1e-4, msg=arch)  # fmt: skip
+        for rows in ([T - 1, 0, 5, 5], [T - 2, 3, 40, 33, 34], list(range(33, T - 1)), []):
+            got = trace.pattern_rows(layer, rows)
+            assert got.shape == (trace.n_heads, len(rows), T)
+            torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=1e-4, msg=arch)
+
+
+def test_a_sliding_window_keeps_the_models_own_pattern(tmp_path):
+    """Mistral's sliding window is more than q . k under the causal mask: its route traces
+    keep the pattern the model computed, which masks keys beyond the window."""
+    from transformers import AutoConfig
+
+    folder = make_tiny_model(tmp_path / "m", "mistral", n_layers=2, d_model=32, n_heads=4)
+    config = AutoConfig.from_pretrained(folder)
+    config.sliding_window = 4
+    config.save_pretrained(folder)
+    model = load_model(str(folder), device="cpu")
+    trace = run_trace(model, PROMPT)
+    assert trace.layers("pattern") == (0, 1)
+    far = trace.pattern(1)[:, -1, : trace.n_tokens - 4]
+    assert far.abs().max() == 0  # nothing beyond the window
+    full = build_graph(trace)
+    assert routes(trace, None, 0.05) == full.prune(None, 0.05)

@@ -36,7 +36,7 @@ def test_the_app_opens_a_long_prompt(long_case):
     at.query_params["prompt"] = prompt
     at.run()
     assert not at.exception and not at.error
-    assert any("proximity or read score for long prompts" in w.value for w in at.warning)
+    assert any("proximity or read routes for long prompts" in w.value for w in at.warning)
     n = len(at.sidebar.selectbox(key="target").options)
     assert n >= N_TOKENS
     xaxis = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["xaxis"]

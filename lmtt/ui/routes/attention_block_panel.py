@@ -31,8 +31,8 @@ def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm)
     full = get_layer_contributions(trace_key, layer, renorm, trace, queries)
     row = pos - window.start  # the query's row among those computed
     if queries is not None:
-        st.caption(f"A long prompt: the maps show positions {window.start}-{window[-1]} "
-                   f"(the {len(window)} ending at the query), of {trace.n_tokens:,}.")  # fmt: skip
+        shown = f"positions {window.start}-{window[-1]}, a window with the query"
+        st.caption(f"A long prompt: the maps show {shown}, of {trace.n_tokens:,}.")
     per_head = full.per_head[row].tolist()
     best = max(range(len(per_head)), key=per_head.__getitem__)
     head = st.selectbox(
