@@ -222,6 +222,14 @@ def get_attention_trace(model_key: tuple, prompt: str, _model) -> Trace:
     return cached(key, compute, model_key, run=(model_key, prompt))
 
 
+def get_head_catalogue(model_key: tuple, prompts: tuple[str, ...], _model):
+    """The head catalogue over ``prompts`` (lmtt.attention.heads): a run of the model."""
+    from lmtt.attention.heads import head_catalogue
+
+    return cached(("heads", model_key, prompts), lambda: head_catalogue(_model, prompts),
+                  model_key)  # fmt: skip
+
+
 def get_prompts_map(model_key: tuple, prompts: tuple[str, ...], layer: int, head: int,
                     method: str, _model):  # fmt: skip
     """(QueryKeyMap or None, messages of the prompts that could not be mapped)."""

@@ -10,6 +10,7 @@ from lmtt.ui import state
 from lmtt.ui.attention.tab import attention_tab
 from lmtt.ui.cache import get_model, settings
 from lmtt.ui.contexts.tab import context_tab
+from lmtt.ui.heads.tab import heads_tab
 from lmtt.ui.masked_lm.tab import mask_tab
 from lmtt.ui.routes.tab import routes_tab
 from lmtt.ui.sidebar import sidebar
@@ -56,14 +57,15 @@ def _load(chosen, host):
         return None
 
 
-TABS = ("Routes", "Attention", "Masked LM", "Context search")
+TABS = ("Routes", "Attention", "Heads", "Masked LM", "Context search")
 
 
 def _tabs(model, model_key: tuple, chosen) -> None:
-    """The four tabs; only the open one is computed (the open tab is in the URL)."""
+    """The five tabs; only the open one is computed (the open tab is in the URL)."""
     draw = (
         lambda: routes_tab(model, model_key, chosen),
         lambda: attention_tab(model, model_key, chosen.prompt),
+        lambda: heads_tab(model, model_key, chosen.prompt),
         lambda: mask_tab(model, model_key, chosen.prompt),
         lambda: context_tab(model, model_key, chosen.prompt),
     )

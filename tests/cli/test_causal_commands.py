@@ -96,3 +96,18 @@ def test_routes_with_key_and_query_edges(tmp_path, capsys):
     assert "│ key " in capsys.readouterr().out
     graph = RouteGraph.from_json(out.read_text())
     assert {"key", "query"} <= {e.kind for e in graph.edges}
+
+
+def test_heads_prints_the_catalogue_and_writes_its_files(tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("ROMEO: But soft\n\nJULIET: O Romeo, Romeo\n", encoding="utf-8")
+    out = tmp_path / "h"
+    argv = ["heads", "--model", DEMO, "--prompts", str(prompts), "--random", "2", "--out",
+            str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "previous_token" in printed and "L0H1" in printed  # the demo's previous-token head
+    rows = json.loads((out / "heads.json").read_text())["heads"]
+    assert len(rows) == 4 * 8 and {"induction", "entropy"} <= set(rows[0])
+    assert (out / "heads.png").stat().st_size > 1000
+    assert main(["heads", "--model", DEMO, "--prompts", str(tmp_path / "missing.txt")]) == 2

@@ -223,3 +223,21 @@ def test_context_search_tab_lists_matches_and_histograms(shared_data, tmp_path):
     assert {"histograms PNG", "histograms SVG"} <= labels
     at.text_input(key="context_index").set_value(str(tmp_path)).run()
     assert any("not a finished context index" in w.value for w in at.warning)
+
+
+def test_heads_tab_scatters_every_head_and_opens_the_picked_one(gpt2_folder):
+    import json
+
+    at = _app(str(gpt2_folder), PROMPT, tab="Heads")
+    assert not at.exception and not at.error
+    scatter = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(scatter["data"][0]["x"]) == 3 * 4  # every head of the 3-layer, 4-head model
+    assert scatter["data"][0]["customdata"][5] == "L1H1"
+    at.selectbox(key="picked_head").set_value("L2H3").run()
+    assert not at.exception
+    assert any(h.value == "Head L2H3" for h in at.subheader)
+    at.selectbox(key="heads_y").set_value("previous_token").run()
+    assert not at.exception
+    assert at.dataframe  # its scores, and for a prompt what it promotes
+    assert any("where its previous_token is highest" in json.loads(c.proto.spec)["layout"]
+               ["title"]["text"] for c in at.get("plotly_chart")[1:])  # fmt: skip

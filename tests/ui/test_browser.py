@@ -222,6 +222,11 @@ def test_every_attention_tab_opens_and_renders(server):
             label = {"model view": "model view", "q·k breakdown": "q·k"}.get(view, view)
             _download(page, f"{label} PNG", b"\x89PNG")  # exports are drawn only when clicked
             _download(page, f"{label} SVG", b"<svg")
+        page.get_by_role("tab", name="Heads").click()  # the head catalogue of the demo model
+        page.get_by_text("Head L").first.wait_for(timeout=60_000)
+        _wait_idle(page)
+        assert page.locator(".scatterlayer .point").count() >= 32  # every head, 4 x 8
+        page.screenshot(path=str(OUTPUT / "tab-heads.png"), full_page=True)
         page.get_by_role("tab", name="Masked LM").click()  # the GPT has no MLM head: the demo MLM
         page.get_by_text("lmtt-demo-mlm").first.wait_for(timeout=60_000)
         _wait_idle(page)

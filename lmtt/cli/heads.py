@@ -1,0 +1,96 @@
+"""``lmtt heads``: the head catalogue (every head scored for the classic head types)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from lmtt.cli import common
+
+
+def _prompts(path: str | None) -> list[str]:
+    """One prompt per line of a UTF-8 file, or the example prompts."""
+    if path is None:
+        from lmtt.config import example_prompts
+
+        return example_prompts()
+    from lmtt.errors import PromptError
+
+    file = Path(path)
+    if not file.is_file():
+        raise PromptError(
+            f"--prompts {file} is not a file: pass a UTF-8 text file, one prompt a line."
+        )
+    try:
+        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise PromptError(f"--prompts {file} is not UTF-8 text (byte {e.start}).") from None
+
+
+def cmd_heads(args) -> int:
+    from lmtt.attention.heads import head_catalogue
+
+    prompts = _prompts(args.prompts)
+    out = common.output_folder(args.out)
+    model = common.load(args)
+    catalogue = head_catalogue(model, prompts, args.random, args.length)
+    _print(catalogue, args.top_k)
+    if out is not None:
+        _write(out, catalogue, args.x, args.y)
+    return 0
+
+
+def _print(catalogue, k: int) -> None:
+    from rich.table import Table
+
+    from lmtt.attention.heads import METRICS
+
+    table = Table(title=f"Top {k} heads per metric ({len(catalogue.prompts)} prompts, "
+                  f"{len(catalogue.random_sequences)} repeated random sequences)")  # fmt: skip
+    table.add_column("metric")
+    table.add_column("heads (highest first; entropy: lowest)")
+    for m in METRICS:
+        top = catalogue.top(m, k)
+        table.add_row(m, "  ".join(f"L{layer}H{head} {v:.2f}" for layer, head, v in top))
+    common.console().print(table)
+
+
+def _write(out: Path, catalogue, x: str, y: str) -> None:
+    from lmtt.viz.head_figures import head_scatter_static
+    from lmtt.viz.static import figure_png_svg
+
+    rows = catalogue.rows()
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    report = {"model": catalogue.model, "prompts": list(catalogue.prompts),
+              "random_sequences": catalogue.random_sequences.tolist(), "heads": rows}  # fmt: skip
+    png, svg = figure_png_svg(head_scatter_static(catalogue, x, y))
+    common.write_files(out, {"heads.csv": text.getvalue().encode(), "heads.png": png,
+                             "heads.svg": svg,
+                             "heads.json": json.dumps(report, indent=1).encode()})  # fmt: skip
+    common.console().print(f"wrote heads.csv, heads.json, heads.png and heads.svg to {out}")
+
+
+def add_commands(sub) -> None:
+    from lmtt.attention.heads import METRICS
+
+    p = common.command(sub, "heads", "the head catalogue: previous-token, induction, "
+                       "duplicate-token, first-token heads and entropy", cmd_heads)  # fmt: skip
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="one prompt per line (default: the example prompts)")  # fmt: skip
+    p.add_argument(
+        "--random",
+        type=common.count(1),
+        default=4,
+        help="repeated random sequences for induction and duplicate-token scores",
+    )
+    p.add_argument("--length", type=common.count(2), default=24,
+                   help="tokens in each random sequence (repeated once)")  # fmt: skip
+    p.add_argument("--top-k", type=common.count(1), default=5)
+    p.add_argument("--x", choices=METRICS, default="previous_token", help="the plot's x axis")
+    p.add_argument("--y", choices=METRICS, default="induction", help="the plot's y axis")
+    p.add_argument("--out", default=None, help="folder for CSV, JSON and the scatter plot")

@@ -1,0 +1,1 @@
+"""The Heads tab: the head catalogue as a scatter, and the picked head."""
