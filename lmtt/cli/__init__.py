@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from lmtt.cli import attention, causal, common, contexts, flow, heads, models, neurons, score
+from lmtt.cli import attention, batch, causal, common, contexts, flow, heads, models, neurons, score
 from lmtt.errors import LmttError
 
-GROUPS = (models, flow, score, causal, neurons, attention, heads, contexts)
+GROUPS = (models, flow, score, causal, neurons, attention, heads, batch, contexts)
 
 
 def build_parser() -> argparse.ArgumentParser:

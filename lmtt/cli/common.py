@@ -123,6 +123,20 @@ def load(args, masked_lm: bool = False):
     return load_model(name, device=args.device, dtype=args.dtype)
 
 
+def print_frame(frame) -> None:
+    """A pandas DataFrame as a table (floats to 4 places)."""
+    from rich.table import Table
+
+    table = Table()
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            *[f"{v:.4f}" if isinstance(v, float) else str(v).replace("\n", "⏎") for v in row]
+        )
+    console().print(table)
+
+
 def output_folder(path: str | None) -> Path | None:
     """An optional output folder, checked before any work."""
     return None if path is None else check_output(path, folder=True)

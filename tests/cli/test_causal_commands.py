@@ -111,3 +111,22 @@ def test_heads_prints_the_catalogue_and_writes_its_files(tmp_path, capsys):
     assert len(rows) == 4 * 8 and {"induction", "entropy"} <= set(rows[0])
     assert (out / "heads.png").stat().st_size > 1000
     assert main(["heads", "--model", DEMO, "--prompts", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_batch_then_query_its_folder(tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "ROMEO: But soft"}\n{"prompt": "JULIET: O Romeo", '
+                       '"target": ","}\n', encoding="utf-8")  # fmt: skip
+    out = tmp_path / "b"
+    argv = ["batch", "--model", DEMO, "--prompts", str(prompts), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert main(["batch-query", str(out), "--limit", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "route_share" in printed and "mean_contribution" in printed
+    sql = "SELECT prompt_id, target FROM prompts ORDER BY prompt_id"
+    assert main(["batch-query", str(out), sql]) == 0
+    assert "," in capsys.readouterr().out  # the second row's own target
+    assert main(["batch-query", str(out), "SELECT nope"]) == 2
+    assert main(["batch-query", str(tmp_path)]) == 2  # not a batch folder
+    assert main(["batch", "--model", DEMO, "--prompts", str(tmp_path / "x.csv"), "--out",
+                 str(tmp_path / "c")]) == 2  # fmt: skip

@@ -1,0 +1,92 @@
+"""Benchmark: ``lmtt batch`` prompts/s on the demo model, batched vs one prompt at a time.
+
+    python scripts/bench_batch.py [--prompts 500] [--batch-size 16] [--threads 2]
+
+The prompts are the first ``--prompts`` speeches of Tiny Shakespeare with 32 to 64 tokens
+(cut to 64). Each setting runs the whole job (traces, routes, head and neuron contributions,
+Parquet writes) into a fresh folder, in this process, one after the other; the table gives
+wall and CPU time and prompts/s, and the batched run's tables are checked equal to the
+one-at-a-time run's (to float rounding). JSON in scripts/results/bench_batch_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+def shakespeare_prompts(model, n: int) -> list[str]:
+    out = []
+    for speech in CORPUS.read_text(encoding="utf-8").split("\n\n"):
+        ids = model.tokenizer(speech)["input_ids"]
+        if len(ids) >= 32:
+            out.append(model.tokenizer.decode(ids[:64]).replace("\n", " "))
+        if len(out) == n:
+            break
+    return out
+
+
+def timed_run(model, prompts_file: Path, folder: Path, batch_size: int) -> dict:
+    from lmtt.index.batch import BatchSettings, run_batch
+
+    settings = BatchSettings(batch_size=batch_size)
+    start, cpu = time.perf_counter(), time.process_time()
+    run_batch(model, prompts_file, folder, settings, progress=False)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"batch_size": batch_size, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+
+
+def main() -> None:
+    import torch
+
+    from lmtt.index.batch_store import open_batch
+    from lmtt.models import load_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--prompts", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--out", type=Path, default=ROOT / "scripts" / "results" / "bench_batch_cpu.json"
+    )
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(str(ROOT / "lmtt" / "assets" / "demo-model"), "cpu")
+    work = Path(tempfile.mkdtemp(prefix="lmtt-bench-batch-"))
+    try:
+        prompts_file = work / "prompts.txt"
+        prompts_file.write_text("\n".join(shakespeare_prompts(model, args.prompts)) + "\n")
+        run_small = timed_run(model, prompts_file, work / "warm", 4)  # compile, warm up
+        del run_small
+        rows = [timed_run(model, prompts_file, work / f"b{b}", b) for b in (1, args.batch_size)]
+        heads = [open_batch(work / f"b{b}").sql("SELECT * FROM heads ORDER BY prompt_id, layer, "
+                                                "head") for b in (1, args.batch_size)]  # fmt: skip
+        gap = float((heads[0].contribution - heads[1].contribution).abs().max())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for r in rows:
+        r["prompts_per_s"] = round(args.prompts / r["wall_s"], 2)
+    speedup = round(rows[1]["prompts_per_s"] / rows[0]["prompts_per_s"], 2)
+    print(f"\n{args.prompts} prompts of 32-64 tokens, demo model, {args.threads} thread(s)")
+    print("| batch size | wall s | CPU s | prompts/s |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['batch_size']} | {r['wall_s']} | {r['cpu_s']} | {r['prompts_per_s']} |")
+    print(f"batched / one at a time: {speedup}x; largest head-contribution difference {gap:.2e}")
+    report = {"prompts": args.prompts, "threads": args.threads, "rows": rows,
+              "speedup": speedup, "max_head_difference": gap}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

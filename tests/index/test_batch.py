@@ -1,0 +1,96 @@
+"""Batch jobs (lmtt.index.batch, lmtt.index.batch_store): a prompt file's routes and head and
+neuron contributions, batched, resumable and sharded without mixing or losing a prompt."""
+
+import json
+
+import pytest
+import torch
+
+from lmtt.corpus.prompt_files import PromptFileError, PromptRow, read_prompt_file
+from lmtt.index.batch import BatchError, BatchSettings, prompt_rows, run_batch
+from lmtt.index.batch_store import open_batch
+from lmtt.models.trace import run_trace
+
+PROMPTS = ["When Mary and John went to the store, John gave a drink to", "The cat sat on",
+           "One, two, three, four,", "She said that he", "A B C D A B C"]  # fmt: skip
+SETTINGS = BatchSettings(threshold=0.05, batch_size=2, top_neurons=4)
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(PROMPTS) + "\n\n", encoding="utf-8")
+    return path
+
+
+def _sorted(frame, *keys):
+    return frame.sort_values(list(keys)).reset_index(drop=True)
+
+
+def test_prompt_files_of_every_format(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"prompt": "hi there", "target": " you"}\n\n'
+                                      '{"prompt": "bye"}\n', encoding="utf-8")  # fmt: skip
+    (tmp_path / "a.csv").write_text("prompt,foil\nhi there, me\n", encoding="utf-8")
+    assert read_prompt_file(tmp_path / "a.jsonl") == [PromptRow("hi there", " you"),
+                                                      PromptRow("bye")]  # fmt: skip
+    assert read_prompt_file(tmp_path / "a.csv") == [PromptRow("hi there", foil=" me")]
+    bad = {"b.jsonl": '{"text": "no prompt"}\n', "c.jsonl": "{not json\n",
+           "d.csv": "text\nhi\n", "e.txt": "\n\n", "f.md": "hi\n"}  # fmt: skip
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(PromptFileError):
+            read_prompt_file(tmp_path / name)
+
+
+def test_batch_rows_equal_one_prompt_at_a_time(gpt2_model, prompt_file, tmp_path):
+    results = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS,
+                                   progress=False))  # fmt: skip
+    heads = _sorted(results.sql("SELECT * FROM heads"), "prompt_id", "layer", "head")
+    L, H = gpt2_model.dims.n_layers, gpt2_model.dims.n_heads
+    assert len(heads) == len(PROMPTS) * L * H
+    for i, prompt in enumerate(PROMPTS):
+        alone = prompt_rows(gpt2_model, run_trace(gpt2_model, prompt), PromptRow(prompt), i,
+                            SETTINGS)  # fmt: skip
+        mine = heads[heads.prompt_id == i]
+        want = torch.tensor([r["contribution"] for r in alone["heads"]], dtype=torch.float64)
+        torch.testing.assert_close(torch.tensor(mine.contribution.values), want, atol=1e-4,
+                                   rtol=1e-4)  # fmt: skip
+    prompts = _sorted(results.sql("SELECT * FROM prompts"), "prompt_id")
+    assert list(prompts.prompt) == PROMPTS
+    summary = results.head_summary()
+    assert len(summary) == L * H and (summary.prompts == len(PROMPTS)).all()
+    assert summary.route_share.between(0, 1).all()
+    assert len(results.prompts_by_head(0, 1, k=3)) == 3
+
+
+def test_a_killed_job_resumes_and_shards_merge_exactly(gpt2_model, prompt_file, tmp_path):
+    whole = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "w", SETTINGS,
+                                 progress=False)).sql("SELECT * FROM heads")  # fmt: skip
+    folder = tmp_path / "s"
+    for i in (0, 1):
+        run_batch(gpt2_model, prompt_file, folder, SETTINGS, shard=(i, 2), progress=False)
+    state = folder / "state-1-of-2.json"
+    data = json.loads(state.read_text())
+    data["done"] = data["done"][:-1]  # as if killed before recording its last chunk
+    state.write_text(json.dumps(data))
+    run_batch(gpt2_model, prompt_file, folder, SETTINGS, shard=(1, 2), progress=False)
+    merged = open_batch(folder).sql("SELECT * FROM heads")
+    keys = ("prompt_id", "layer", "head")
+    assert len(merged) == len(whole)  # the redone chunk replaced its files: no duplicate
+    a, b = _sorted(merged, *keys), _sorted(whole, *keys)
+    assert (a[list(keys)] == b[list(keys)]).all().all()
+    got, want = torch.tensor(a.contribution.values), torch.tensor(b.contribution.values)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_a_folder_of_another_job_or_a_bad_query_is_refused(gpt2_model, prompt_file, tmp_path):
+    folder = run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS, progress=False)
+    other = BatchSettings(threshold=0.2, batch_size=2, top_neurons=4)
+    with pytest.raises(BatchError, match="another settings"):
+        run_batch(gpt2_model, prompt_file, folder, other, progress=False)
+    with pytest.raises(BatchError, match="does not exist"):
+        run_batch(gpt2_model, prompt_file, folder, SETTINGS, shard=(2, 2), progress=False)
+    with pytest.raises(BatchError, match="The query failed"):
+        open_batch(folder).sql("SELECT nonsense FROM heads")
+    with pytest.raises(BatchError, match="not a batch folder"):
+        open_batch(tmp_path)

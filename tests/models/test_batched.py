@@ -1,0 +1,38 @@
+"""Batched traces (lmtt.models.batched): prompts of different lengths in one padded forward
+pass give each prompt its own trace (equal to tracing it alone)."""
+
+import pytest
+import torch
+
+from lmtt.flow.graph import routes
+from lmtt.models.batched import run_traces
+from lmtt.models.trace import run_trace
+
+PROMPTS = ["When Mary and John went to the store, John gave a drink to", "The cat sat",
+           "One, two, three, four, five"]  # fmt: skip
+
+
+def test_batched_traces_equal_single_ones(tiny_model):
+    batched = run_traces(tiny_model, PROMPTS)
+    for prompt, trace in zip(PROMPTS, batched, strict=True):
+        alone = run_trace(tiny_model, prompt)
+        assert torch.equal(trace.tokens, alone.tokens)
+        assert set(trace.activations) == set(alone.activations)
+        torch.testing.assert_close(trace.logits, alone.logits, atol=1e-4, rtol=1e-4)
+        for key, value in alone.activations.items():
+            torch.testing.assert_close(trace.activations[key], value, atol=1e-4, rtol=1e-4,
+                                       msg=str(key))  # fmt: skip
+        assert routes(trace, threshold=0.1).edges  # an ordinary trace
+
+
+def test_patterns_are_cut_on_both_axes(gpt2_model):
+    short, long_ = run_traces(gpt2_model, PROMPTS[1:], capture_kinds={"pattern"})
+    T = short.n_tokens
+    assert short.pattern(0).shape == (gpt2_model.dims.n_heads, T, T)
+    torch.testing.assert_close(short.pattern(0).sum(-1), torch.ones(gpt2_model.dims.n_heads, T))
+    assert long_.n_tokens > T
+
+
+def test_query_key_norm_scales_are_refused(gpt2_model):
+    with pytest.raises(ValueError, match="one at a time"):
+        run_traces(gpt2_model, PROMPTS, capture_kinds={"q_norm_scale"})
