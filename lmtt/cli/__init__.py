@@ -6,10 +6,22 @@ import argparse
 import os
 import sys
 
-from lmtt.cli import attention, batch, causal, common, contexts, flow, heads, models, neurons, score
+from lmtt.cli import (
+    attention,
+    batch,
+    causal,
+    common,
+    contexts,
+    diff,
+    flow,
+    heads,
+    models,
+    neurons,
+    score,
+)
 from lmtt.errors import LmttError
 
-GROUPS = (models, flow, score, causal, neurons, attention, heads, batch, contexts)
+GROUPS = (models, flow, diff, score, causal, neurons, attention, heads, batch, contexts)
 
 
 def build_parser() -> argparse.ArgumentParser:

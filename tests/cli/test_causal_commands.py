@@ -130,3 +130,16 @@ def test_batch_then_query_its_folder(tmp_path, capsys):
     assert main(["batch-query", str(tmp_path)]) == 2  # not a batch folder
     assert main(["batch", "--model", DEMO, "--prompts", str(tmp_path / "x.csv"), "--out",
                  str(tmp_path / "c")]) == 2  # fmt: skip
+
+
+def test_diff_compares_two_prompts_routes(tmp_path, capsys):
+    out = tmp_path / "d"
+    argv = ["diff", "--model", DEMO, "ROMEO: But soft, what light", "--vs",
+            "JULIET: But soft, what light", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Only in A" in printed and "Largest weight changes" in printed
+    report = json.loads((out / "diff.json").read_text())
+    assert report["a"]["tokens"][-1] == report["b"]["tokens"][-1]  # both end on ' light'
+    assert (out / "diff.svg").read_text().startswith("<svg")
+    assert main(["diff", "--model", DEMO, "ROMEO"]) == 2  # no B
