@@ -14,7 +14,14 @@ def cmd_batch(args) -> int:
     read_prompt_file(args.prompts)  # a bad file is refused before the model loads
     out = common.output_folder(args.out)
     model = common.load(args)
-    settings = BatchSettings(args.threshold, args.batch_size, args.top_neurons)
+    settings = BatchSettings(args.threshold, args.batch_size, args.top_neurons, args.verify)
+    if args.ray:
+        from lmtt.index.batch import run_batch_on_ray
+
+        run_batch_on_ray(args.model or model.name, args.prompts, out, settings, args.ray,
+                         device=model.device, address=args.ray_address)  # fmt: skip
+        common.console().print(f"batch done in {out} ({args.ray} Ray shards)")
+        return 0
     run_batch(model, args.prompts, out, settings, args.shard, progress=not args.quiet)
     i, n = args.shard
     shard = "" if n == 1 else f" (shard {i}/{n})"
@@ -44,6 +51,11 @@ def add_commands(sub) -> None:
     p.add_argument("--top-neurons", type=common.count(1), default=16,
                    help="neurons kept per MLP and prompt")  # fmt: skip
     p.add_argument("--shard", type=_parse_shard, default=(0, 1), help="run shard i of n (i/n)")
+    verify = "also knock out every edge and measure the routes' completeness"
+    p.add_argument("--verify", action="store_true", help=verify)
+    p.add_argument("--ray", type=common.count(1), default=None, metavar="N",
+                   help="run N shards as Ray tasks into --out")  # fmt: skip
+    p.add_argument("--ray-address", default=None, help="a Ray cluster (default: local)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = common.command(sub, "batch-query", "SQL over a batch folder (default: per-head summary)",
                        cmd_batch_query, model=False)  # fmt: skip

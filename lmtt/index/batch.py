@@ -3,13 +3,16 @@
 For each prompt (its prediction at the last position; the row's ``target`` token, else the
 model's top token): the routes at the threshold, every head's contribution to the attention
 block at the target position (and whether a kept attention edge carries it), and the
-``top_neurons`` neurons contributing most to each MLP there. Prompts go through the model
+``top_neurons`` neurons contributing most to each MLP there; with ``verify``, each edge's
+measured knockout effect (a share of the metric's span: log p(target), or its contrast with
+the row's foil) and the routes' completeness. Prompts go through the model
 ``batch_size`` at a time (one padded forward pass: ``lmtt.models.batched``) and each chunk's
 rows are written as Parquet files (``prompts/``, ``edges/``, ``heads/``, ``neurons/``) before
 the shard's state records the chunk, so a job killed at any point resumes with the same
 command, redoing at most the chunk it was in; a chunk's files are replaced whole. ``--shard
-i/n`` takes every n-th prompt from the i-th: shards of one folder, or of several folders on
-several machines, hold disjoint prompts, so their tables concatenate exactly.
+i/n`` takes every n-th prompt from the i-th: shards hold disjoint prompts, so their tables
+concatenate exactly, and several shards may run into one folder at once (each holds its own
+lock; on several machines, a shared folder), as :func:`run_batch_on_ray` does.
 """
 
 from __future__ import annotations
@@ -44,6 +47,24 @@ class BatchSettings:
     threshold: float = 0.04
     batch_size: int = 8
     top_neurons: int = 16
+    verify: bool = False  # also each edge's knockout effect and the routes' completeness
+
+
+def _verified(model, trace, graph, target: int, row: PromptRow) -> tuple[dict, float]:
+    """Each edge's measured knockout effect (a share of the metric's span) and the routes'
+    completeness, for log p(target) (the contrast with the row's foil, when it has one)."""
+    from lmtt.causal.edges import verify_edges
+    from lmtt.causal.faithfulness import faithfulness
+    from lmtt.causal.metric import make_metric
+
+    metric = make_metric(model, trace, target=target, foil=row.foil or None,
+                         position=trace.n_tokens - 1)  # fmt: skip
+    f = faithfulness(model, trace, [graph], metric, complement=False)
+    effects = verify_edges(model, trace, graph, metric, attribution=False)
+    span = f.clean - f.baseline
+    shares = {e.id: float(x) / span if span else float("nan")
+              for e, x in zip(effects.edges, effects.effect, strict=True)}  # fmt: skip
+    return shares, f.completeness[0]
 
 
 def _target(model, trace, row: PromptRow) -> int:
@@ -63,7 +84,10 @@ def prompt_rows(model, trace, row: PromptRow, prompt_id: int, settings: BatchSet
         graph = routes(trace, [pos], settings.threshold)
         edges = graph.edges
     except EmptyRoutesError:
-        edges = ()
+        graph, edges = None, ()
+    effects, completeness = {}, float("nan")
+    if settings.verify and graph is not None:
+        effects, completeness = _verified(model, trace, graph, target, row)
     carried = {(e.target.layer, h) for e in edges if e.kind == "attention"
                for h, w in enumerate(e.heads or ()) if w >= settings.threshold}  # fmt: skip
     heads, neurons = [], []
@@ -79,10 +103,12 @@ def prompt_rows(model, trace, row: PromptRow, prompt_id: int, settings: BatchSet
     probs = trace.logits[pos].float().softmax(-1)
     prompt = {"prompt_id": prompt_id, "prompt": row.prompt, "n_tokens": trace.n_tokens,
               "target_pos": pos, "target": trace.vocab[target], "target_prob": float(probs[target]),
-              "top_token": trace.vocab[int(probs.argmax())], "n_edges": len(edges)}  # fmt: skip
+              "top_token": trace.vocab[int(probs.argmax())], "n_edges": len(edges),
+              "completeness": completeness}  # fmt: skip
     edge_rows = [{"prompt_id": prompt_id, "layer": e.target.layer, "kind": e.kind,
                   "source": e.source.id, "target": e.target.id, "weight": e.weight,
-                  "top_head": -1 if e.top_head is None else e.top_head} for e in edges]  # fmt: skip
+                  "top_head": -1 if e.top_head is None else e.top_head,
+                  "effect": effects.get(e.id, float("nan"))} for e in edges]  # fmt: skip
     return {"prompts": [prompt], "edges": edge_rows, "heads": heads, "neurons": neurons}
 
 
@@ -103,7 +129,7 @@ def _empty(table: str):
 
     columns = {"edges": {"prompt_id": pa.int64(), "layer": pa.int64(), "kind": pa.string(),
                          "source": pa.string(), "target": pa.string(), "weight": pa.float64(),
-                         "top_head": pa.int64()}}  # fmt: skip
+                         "top_head": pa.int64(), "effect": pa.float64()}}  # fmt: skip
     return pa.schema(columns.get(table, {"prompt_id": pa.int64()})).empty_table()
 
 
@@ -142,8 +168,9 @@ def run_batch(
     prompts_file, folder = Path(prompts_file), Path(out)
     rows = read_prompt_file(prompts_file)
     mine = list(range(shard[0], len(rows), shard[1]))
-    folder.mkdir(parents=True, exist_ok=True)
-    with FolderLock(folder):
+    locks = folder / "locks" / f"shard-{shard[0]}-of-{shard[1]}"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FolderLock(locks):  # shards of one folder run side by side; a shard runs once
         want = _manifest(model, prompts_file, len(rows), settings)
         if (folder / MANIFEST).exists():
             _check_same_job(folder, want)
@@ -176,3 +203,41 @@ def _run_chunk(model, rows, ids: list[int], folder: Path, name: str, settings) -
             for table, found in prompt_rows(model, trace, rows[i], i, settings).items():
                 tables[table] += found
     _write_chunk(folder, name, tables)
+
+
+def _batch_shard(model_spec: str, device: str, prompts_file: str, out: str, settings, shard):
+    from lmtt.models import load_model
+
+    run_batch(load_model(model_spec, device=device), prompts_file, out, settings, shard, False)
+    return shard
+
+
+def run_batch_on_ray(
+    model_spec: str, prompts_file: str | Path, out: str | Path, settings: BatchSettings,
+    n_shards: int, device: str = "cpu", address: str | None = None, cpus_per_task: float = 1,
+) -> Path:  # fmt: skip
+    """Run the ``n_shards`` shards of a batch as Ray tasks into one folder (``address``: a
+    cluster whose workers share the folder; default a local Ray)."""
+    try:
+        import ray
+    except ImportError as e:
+        raise BatchError(
+            "Ray is not installed: pip install 'lmtt[ray]' (or run the shards with "
+            "`lmtt batch --shard i/n`, into one shared folder)."
+        ) from e
+    if n_shards < 1:
+        raise BatchError("--ray needs at least 1 shard.")
+    read_prompt_file(prompts_file)  # refuse a bad file before any worker starts
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=cpus_per_task)(_batch_shard)
+        futures = [task.remote(model_spec, device, str(Path(prompts_file).resolve()),
+                               str(Path(out).resolve()), settings, (i, n_shards))
+                   for i in range(n_shards)]  # fmt: skip
+        ray.get(futures)
+    finally:
+        if started:
+            ray.shutdown()
+    return Path(out)

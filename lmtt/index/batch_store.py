@@ -14,9 +14,16 @@ from lmtt.index.batch import MANIFEST, TABLES, VERSION, BatchError
 from lmtt.index.manifest import read_manifest
 
 HEAD_SUMMARY = """
-SELECT layer, head, avg(contribution) AS mean_contribution, max(contribution) AS max_contribution,
-       avg(CAST(on_routes AS DOUBLE)) AS route_share, count(*) AS prompts
-FROM heads GROUP BY layer, head ORDER BY mean_contribution DESC
+WITH measured AS (  -- each prompt's attention edges led by the head, their summed effects
+    SELECT prompt_id, layer, top_head AS head, sum(effect) AS effect FROM edges
+    WHERE kind = 'attention' AND top_head >= 0 AND NOT isnan(effect) GROUP BY ALL
+)
+SELECT h.layer, h.head, avg(h.contribution) AS mean_contribution,
+       max(h.contribution) AS max_contribution,
+       avg(CAST(h.on_routes AS DOUBLE)) AS route_share, avg(m.effect) AS mean_effect,
+       count(*) AS prompts
+FROM heads h LEFT JOIN measured m USING (prompt_id, layer, head)
+GROUP BY h.layer, h.head ORDER BY mean_contribution DESC
 """
 NEURON_SUMMARY = """
 SELECT layer, neuron, avg(contribution) AS mean_contribution, max(contribution) AS max_contribution,
@@ -60,7 +67,8 @@ class BatchResults:
 
     def head_summary(self):
         """Per head: mean and max contribution at the target, share of prompts whose routes
-        carry it, prompts seen."""
+        carry it, the mean measured effect of the attention edges it leads (a verified batch;
+        else empty), prompts seen."""
         return self.sql(HEAD_SUMMARY)
 
     def neuron_summary(self):

@@ -1,6 +1,7 @@
 """Batch jobs (lmtt.index.batch, lmtt.index.batch_store): a prompt file's routes and head and
 neuron contributions, batched, resumable and sharded without mixing or losing a prompt."""
 
+import importlib.util
 import json
 
 import pytest
@@ -94,3 +95,37 @@ def test_a_folder_of_another_job_or_a_bad_query_is_refused(gpt2_model, prompt_fi
         open_batch(folder).sql("SELECT nonsense FROM heads")
     with pytest.raises(BatchError, match="not a batch folder"):
         open_batch(tmp_path)
+
+
+def test_a_verified_batch_measures_every_edge(gpt2_model, prompt_file, tmp_path):
+    settings = BatchSettings(threshold=0.05, batch_size=2, top_neurons=4, verify=True)
+    results = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "v", settings,
+                                   progress=False))  # fmt: skip
+    edges = results.sql("SELECT * FROM edges")
+    assert len(edges) and edges.effect.notna().all()
+    prompts = results.sql("SELECT completeness FROM prompts")
+    assert prompts.completeness.notna().all()
+    summary = results.head_summary()
+    assert summary.mean_effect.notna().any()  # heads leading a measured attention edge
+    unverified = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "u", SETTINGS,
+                                      progress=False)).head_summary()  # fmt: skip
+    assert unverified.mean_effect.isna().all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"
+)
+def test_ray_shards_equal_the_single_run(gpt2_folder, gpt2_model, prompt_file, tmp_path):
+    from lmtt.index.batch import run_batch_on_ray
+
+    single = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "one", SETTINGS,
+                                  progress=False))  # fmt: skip
+    ray = open_batch(run_batch_on_ray(str(gpt2_folder), prompt_file, tmp_path / "ray", SETTINGS,
+                                      n_shards=2))  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "ray").glob("state-*")) == [
+        "state-0-of-2.json", "state-1-of-2.json"]  # fmt: skip
+    for table, keys in (("heads", ("prompt_id", "layer", "head")), ("prompts", ("prompt_id",))):
+        a = _sorted(ray.sql(f"SELECT * FROM {table}"), *keys)
+        b = _sorted(single.sql(f"SELECT * FROM {table}"), *keys)
+        assert len(a) == len(b) and (a[list(keys)] == b[list(keys)]).all().all()
