@@ -84,6 +84,16 @@ class BatchResults:
             [layer, head, k],
         )
 
+    def prompts_by_neuron(self, layer: int, neuron: int, k: int = 20):
+        """The prompts where neuron ``layer``/``neuron`` is among the top and contributes
+        most, largest first."""
+        return self.sql(
+            "SELECT p.prompt_id, p.prompt, p.target, n.contribution FROM neurons n "
+            "JOIN prompts p USING (prompt_id) WHERE n.layer = ? AND n.neuron = ? "
+            "ORDER BY n.contribution DESC LIMIT ?",
+            [layer, neuron, k],
+        )
+
 
 def open_batch(folder: str | Path) -> BatchResults:
     return BatchResults(folder)

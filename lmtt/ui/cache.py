@@ -260,6 +260,19 @@ def get_neuron_index(folder: str) -> NeuronIndex:
     return cached(("neuron index", folder), lambda: open_index(folder))
 
 
+def get_batch(folder: str):
+    """A batch folder's tables (lmtt.index.batch_store)."""
+    from lmtt.index.batch_store import open_batch
+
+    return cached(("batch", folder), lambda: open_batch(folder))
+
+
+def get_batch_ranking(folder: str, by: str, layer: int, unit: int, _batch):
+    """The prompts ranked by one head's (``by`` "head") or neuron's contribution."""
+    rank = _batch.prompts_by_head if by == "head" else _batch.prompts_by_neuron
+    return cached(("batch ranking", folder, by, layer, unit), lambda: rank(layer, unit, 50))
+
+
 def get_context_index(folder: str) -> ContextIndex:
     return cached(("context index", folder), lambda: ContextIndex(folder))
 

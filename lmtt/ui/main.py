@@ -8,6 +8,7 @@ import streamlit as st
 from lmtt.errors import LmttError
 from lmtt.ui import state
 from lmtt.ui.attention.tab import attention_tab
+from lmtt.ui.batch.tab import batch_tab
 from lmtt.ui.cache import get_model, settings
 from lmtt.ui.contexts.tab import context_tab
 from lmtt.ui.heads.tab import heads_tab
@@ -57,15 +58,16 @@ def _load(chosen, host):
         return None
 
 
-TABS = ("Routes", "Attention", "Heads", "Masked LM", "Context search")
+TABS = ("Routes", "Attention", "Heads", "Batch", "Masked LM", "Context search")
 
 
 def _tabs(model, model_key: tuple, chosen) -> None:
-    """The five tabs; only the open one is computed (the open tab is in the URL)."""
+    """The tabs; only the open one is computed (the open tab is in the URL)."""
     draw = (
         lambda: routes_tab(model, model_key, chosen),
         lambda: attention_tab(model, model_key, chosen.prompt),
         lambda: heads_tab(model, model_key, chosen.prompt),
+        lambda: batch_tab(model),
         lambda: mask_tab(model, model_key, chosen.prompt),
         lambda: context_tab(model, model_key, chosen.prompt),
     )

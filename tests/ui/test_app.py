@@ -241,3 +241,29 @@ def test_heads_tab_scatters_every_head_and_opens_the_picked_one(gpt2_folder):
     assert at.dataframe  # its scores, and for a prompt what it promotes
     assert any("where its previous_token is highest" in json.loads(c.proto.spec)["layout"]
                ["title"]["text"] for c in at.get("plotly_chart")[1:])  # fmt: skip
+
+
+def test_batch_tab_ranks_prompts_and_opens_one_in_routes(gpt2_folder, tmp_path):
+    from lmtt.index.batch import BatchSettings, run_batch
+    from lmtt.models import load_model
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("The cat sat on the mat\nOne, two, three\nWhen Mary and John went\n")
+    folder = run_batch(load_model(str(gpt2_folder), "cpu"), prompts, tmp_path / "b",
+                       BatchSettings(batch_size=2), progress=False)  # fmt: skip
+    at = _app(str(gpt2_folder), PROMPT, tab="Batch")
+    assert not at.exception and not at.error
+    at.text_input(key="batch_folder").set_value(str(tmp_path)).run()
+    assert any("not a batch folder" in w.value for w in at.warning)
+    at.text_input(key="batch_folder").set_value(str(folder)).run()
+    assert not at.exception and not at.error
+    assert any("3 prompts" in c.value for c in at.caption)
+    at.number_input(key="batch_layer").set_value(1).run()
+    ranked = at.dataframe[1].value  # after the head summary
+    assert len(ranked) == 3 and ranked.contribution.is_monotonic_decreasing
+    first = ranked.prompt.iloc[0]
+    at.button(key="batch_open").click().run()
+    assert not at.exception
+    assert at.session_state["prompt"] == first  # the sidebar's prompt, for the Routes tab
+    assert at.session_state["tab"] == "Routes"
+    assert at.get("plotly_chart")  # the Routes tab draws that prompt's graph
