@@ -14,13 +14,15 @@ Each prompt's first PROMPT_TOKENS tokens (at most the model's context) are score
 The first three are TransformerLens's head detector measure (``mul``: the attention inside
 its reference pattern over all the attention), vectorised over heads and checked against
 TransformerLens's own score. ``best_prompt`` names, per metric and head, the prompt where the
-head scores highest (to show its pattern there).
+head scores highest (to show its pattern there). ``with_batch`` adds each head's route
+importance over a batch of prompts (``lmtt batch``): the share of prompts whose routes carry it,
+and its mean contribution at the target.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import torch
@@ -33,6 +35,7 @@ from lmtt.models.head_patterns import reference_pattern
 METRICS = ("previous_token", "induction", "duplicate_token", "first_token", "entropy")
 PROMPT_TOKENS = 256  # a prompt's first tokens scored (at most the model's context)
 ON_RANDOM = ("induction", "duplicate_token")  # measured on repeated random tokens
+BATCH_METRICS = ("route_share", "mean_contribution")  # from a batch (lmtt.index.batch_store)
 
 
 class HeadCatalogueError(LmttError):
@@ -56,20 +59,42 @@ class HeadCatalogue:
     def shape(self) -> tuple[int, int]:
         return tuple(self.metrics[METRICS[0]].shape)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The metrics held: METRICS, then a batch's (``with_batch``) if added."""
+        return tuple(self.metrics)
+
+    def with_batch(self, summary) -> HeadCatalogue:
+        """The catalogue plus each head's route importance over a batch (``summary``: rows
+        of layer, head, route_share, mean_contribution, as ``BatchResults.head_summary``)."""
+        L, H = self.shape
+        added = {m: torch.full((L, H), float("nan")) for m in BATCH_METRICS}
+        for row in summary.itertuples(index=False):
+            if row.layer < L and row.head < H:
+                for m in BATCH_METRICS:
+                    added[m][row.layer, row.head] = float(getattr(row, m))
+        best = {**self.best_prompt, **{m: torch.zeros(L, H, dtype=torch.long) for m in added}}
+        return replace(self, metrics=MappingProxyType({**self.metrics, **added}),
+                       best_prompt=MappingProxyType(best))  # fmt: skip
+
     def rows(self) -> list[dict]:
         """One row per head: layer, head, name ("L1H3") and every metric."""
         L, H = self.shape
-        values = {m: self.metrics[m].tolist() for m in METRICS}
+        values = {m: self.metrics[m].tolist() for m in self.names}
         return [{"layer": layer, "head": head, "name": f"L{layer}H{head}",
-                 **{m: values[m][layer][head] for m in METRICS}}
+                 **{m: values[m][layer][head] for m in self.names}}
                 for layer in range(L) for head in range(H)]  # fmt: skip
 
     def top(self, metric: str, k: int = 5) -> list[tuple[int, int, float]]:
         """The ``k`` heads highest on ``metric`` (lowest for entropy): (layer, head, value)."""
-        if metric not in METRICS:
-            raise HeadCatalogueError(f"Unknown metric {metric!r}: use one of {', '.join(METRICS)}.")
+        if metric not in self.metrics:
+            known = ", ".join(self.names)
+            raise HeadCatalogueError(f"Unknown metric {metric!r}: use one of {known}.")
         flat = self.metrics[metric].flatten()
-        order = flat.argsort(descending=metric != "entropy")[:k].tolist()
+        highest = metric != "entropy"
+        missing = float("-inf") if highest else float("inf")  # heads a batch never saw: last
+        order = flat.nan_to_num(nan=missing).argsort(descending=highest)
+        order = [i for i in order[:k].tolist() if flat[i] == flat[i]]
         H = self.shape[1]
         return [(i // H, i % H, float(flat[i])) for i in order]
 

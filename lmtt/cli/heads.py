@@ -34,8 +34,17 @@ def cmd_heads(args) -> int:
 
     prompts = _prompts(args.prompts)
     out = common.output_folder(args.out)
+    batch = None
+    if args.batch:
+        from lmtt.index.batch_store import open_batch
+
+        batch = open_batch(args.batch)  # a bad folder is refused before the model loads
     model = common.load(args)
     catalogue = head_catalogue(model, prompts, args.random, args.length)
+    if batch is not None:
+        catalogue = catalogue.with_batch(batch.head_summary())
+    for axis in (args.x, args.y):
+        catalogue.top(axis, 1)  # an axis of a batch metric without --batch is refused
     _print(catalogue, args.top_k)
     if out is not None:
         _write(out, catalogue, args.x, args.y)
@@ -45,13 +54,11 @@ def cmd_heads(args) -> int:
 def _print(catalogue, k: int) -> None:
     from rich.table import Table
 
-    from lmtt.attention.heads import METRICS
-
     table = Table(title=f"Top {k} heads per metric ({len(catalogue.prompts)} prompts, "
                   f"{len(catalogue.random_sequences)} repeated random sequences)")  # fmt: skip
     table.add_column("metric")
     table.add_column("heads (highest first; entropy: lowest)")
-    for m in METRICS:
+    for m in catalogue.names:
         top = catalogue.top(m, k)
         table.add_row(m, "  ".join(f"L{layer}H{head} {v:.2f}" for layer, head, v in top))
     common.console().print(table)
@@ -76,7 +83,7 @@ def _write(out: Path, catalogue, x: str, y: str) -> None:
 
 
 def add_commands(sub) -> None:
-    from lmtt.attention.heads import METRICS
+    from lmtt.attention.heads import BATCH_METRICS, METRICS
 
     p = common.command(sub, "heads", "the head catalogue: previous-token, induction, "
                        "duplicate-token, first-token heads and entropy", cmd_heads)  # fmt: skip
@@ -91,6 +98,10 @@ def add_commands(sub) -> None:
     p.add_argument("--length", type=common.count(2), default=24,
                    help="tokens in each random sequence (repeated once)")  # fmt: skip
     p.add_argument("--top-k", type=common.count(1), default=5)
-    p.add_argument("--x", choices=METRICS, default="previous_token", help="the plot's x axis")
-    p.add_argument("--y", choices=METRICS, default="induction", help="the plot's y axis")
+    p.add_argument("--batch", default=None, metavar="DIR",
+                   help="a batch folder (lmtt batch): add each head's route share and mean "
+                   "contribution over its prompts")  # fmt: skip
+    axes = METRICS + BATCH_METRICS
+    p.add_argument("--x", choices=axes, default="previous_token", help="the plot's x axis")
+    p.add_argument("--y", choices=axes, default="induction", help="the plot's y axis")
     p.add_argument("--out", default=None, help="folder for CSV, JSON and the scatter plot")

@@ -14,6 +14,8 @@ LABELS = {
     "duplicate_token": "duplicate-token attention (repeated random tokens)",
     "first_token": "first-token (sink) attention",
     "entropy": "attention entropy (bits)",
+    "route_share": "share of a batch's prompts whose routes carry it",
+    "mean_contribution": "mean contribution at the target (a batch)",
 }
 
 

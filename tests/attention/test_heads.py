@@ -63,3 +63,18 @@ def test_catalogue_of_a_tiny_model_and_bad_input(gpt2_model):
         head_catalogue(gpt2_model, [PROMPT], length=1000)
     with pytest.raises(HeadCatalogueError, match="Unknown metric"):
         cat.top("nonsense")
+
+
+def test_route_importance_from_a_batch_joins_the_catalogue(gpt2_model):
+    import pandas as pd
+
+    cat = head_catalogue(gpt2_model, [PROMPT], n_random=1, length=8)
+    summary = pd.DataFrame({"layer": [0, 2, 9], "head": [1, 3, 0], "route_share": [0.5, 1.0, 1.0],
+                            "mean_contribution": [0.2, 0.4, 0.9]})  # fmt: skip
+    both = cat.with_batch(summary)
+    assert both.names == (*METRICS, "route_share", "mean_contribution")
+    assert float(both.metrics["route_share"][2, 3]) == 1.0
+    assert float(both.metrics["mean_contribution"][0, 1]) == pytest.approx(0.2)
+    assert torch.isnan(both.metrics["route_share"][1, 1])  # not in the batch's summary
+    assert both.top("route_share", 1)[0][:2] == (2, 3)  # the row for layer 9 is ignored
+    assert "route_share" not in cat.names  # the original is unchanged

@@ -143,3 +143,18 @@ def test_diff_compares_two_prompts_routes(tmp_path, capsys):
     assert report["a"]["tokens"][-1] == report["b"]["tokens"][-1]  # both end on ' light'
     assert (out / "diff.svg").read_text().startswith("<svg")
     assert main(["diff", "--model", DEMO, "ROMEO"]) == 2  # no B
+
+
+def test_heads_with_a_batch_adds_route_importance(tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("ROMEO: But soft\nJULIET: O Romeo, Romeo\n", encoding="utf-8")
+    batch = tmp_path / "b"
+    assert main(["batch", "--model", DEMO, "--prompts", str(prompts), "--out", str(batch),
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    argv = ["heads", "--model", DEMO, "--prompts", str(prompts), "--random", "1", "--batch",
+            str(batch), "--y", "route_share"]  # fmt: skip
+    assert main(argv) == 0
+    assert "route_share" in capsys.readouterr().out
+    no_batch = ["heads", "--model", DEMO, "--prompts", str(prompts), "--y", "route_share"]
+    assert main(no_batch) == 2  # a batch metric without --batch

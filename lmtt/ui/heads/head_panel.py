@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lmtt.attention.heads import METRICS, ON_RANDOM, HeadCatalogue
+from lmtt.attention.heads import BATCH_METRICS, ON_RANDOM, HeadCatalogue
 from lmtt.errors import LmttError
 from lmtt.flow.lens import head_tokens
 from lmtt.ui.cache import get_attention_trace, get_trace
@@ -18,14 +18,18 @@ def _where(catalogue: HeadCatalogue, metric: str, layer: int, head: int):
     """The prompt (text) or random sequence (ids) where the head scores highest."""
     best = int(catalogue.best_prompt[metric][layer, head])
     if metric in ON_RANDOM:
-        return tuple(catalogue.random_sequences[best].tolist()), "a repeated random sequence"
-    return catalogue.prompt_tokens[best], "the prompt"
+        return tuple(catalogue.random_sequences[best].tolist()), (
+            "a repeated random sequence where its {metric} is highest"
+        )
+    if metric in BATCH_METRICS:  # a batch's prompts are not the catalogue's: show an example
+        return catalogue.prompt_tokens[0], "an example prompt"
+    return catalogue.prompt_tokens[best], "the prompt where its {metric} is highest"
 
 
 def head_panel(catalogue: HeadCatalogue, name: str, metric: str, model_key, model) -> None:
     layer, head = (int(x) for x in name[1:].split("H"))
     st.subheader(f"Head {name}")
-    values = {m: float(catalogue.metrics[m][layer, head]) for m in METRICS}
+    values = {m: float(catalogue.metrics[m][layer, head]) for m in catalogue.names}
     st.dataframe(pd.DataFrame([values]), hide_index=True, key="head_scores")
     sequence, what = _where(catalogue, metric, layer, head)
     try:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lmtt.attention.heads import METRICS
 from lmtt.config import example_prompts
 from lmtt.errors import LmttError
 from lmtt.ui import state
-from lmtt.ui.cache import get_head_catalogue
+from lmtt.ui.cache import get_batch, get_head_catalogue
 from lmtt.ui.heads.head_panel import head_panel
 from lmtt.viz.head_figures import LABELS, head_scatter
 
@@ -21,6 +20,23 @@ def _on_select() -> None:
     names = [p.get("customdata") for p in points if isinstance(p.get("customdata"), str)]
     if names:
         st.session_state["picked_head"] = names[0]
+
+
+def _with_batch(catalogue, model):
+    """The catalogue with route importance from the Batch tab's folder, when it holds a batch
+    of this model (else as it is)."""
+    folder = st.session_state.get("batch_folder") or ""
+    if not folder:
+        return catalogue
+    try:
+        batch = get_batch(folder)
+        if batch.manifest["model"] != model.name:
+            return catalogue
+        summary = batch.head_summary()
+    except LmttError:
+        return catalogue  # the Batch tab says what is wrong with the folder
+    st.caption(f"Route importance from the batch in {folder} ({len(summary)} heads).")
+    return catalogue.with_batch(summary)
 
 
 def heads_tab(model, model_key: tuple, prompt: str) -> None:
@@ -36,9 +52,11 @@ def heads_tab(model, model_key: tuple, prompt: str) -> None:
     except LmttError as e:
         st.error(str(e))
         return
+    catalogue = _with_batch(catalogue, model)
     left, right = st.columns(2)
-    x = left.selectbox("x axis", METRICS, index=0, key="heads_x", format_func=LABELS.get)
-    y = right.selectbox("y axis", METRICS, index=1, key="heads_y", format_func=LABELS.get)
+    names = catalogue.names
+    x = left.selectbox("x axis", names, index=0, key="heads_x", format_func=LABELS.get)
+    y = right.selectbox("y axis", names, index=1, key="heads_y", format_func=LABELS.get)
     names = [r["name"] for r in catalogue.rows()]
     if st.session_state.get("picked_head") not in names:
         st.session_state["picked_head"] = names[catalogue.top(y, 1)[0][0] * catalogue.shape[1]
