@@ -267,3 +267,22 @@ def test_batch_tab_ranks_prompts_and_opens_one_in_routes(gpt2_folder, tmp_path):
     assert at.session_state["prompt"] == first  # the sidebar's prompt, for the Routes tab
     assert at.session_state["tab"] == "Routes"
     assert at.get("plotly_chart")  # the Routes tab draws that prompt's graph
+
+
+def test_compare_with_another_prompt_draws_the_diff(gpt2_folder):
+    import json
+
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.05")
+    assert not at.exception
+    n_charts = len(at.get("plotly_chart"))
+    at.text_input(key="diff_prompt").set_value(
+        "When Mary and John went to the park, Mary gave"
+    ).run()
+    assert not at.exception and not at.error
+    assert any("only in A" in c.value and "B's minus A's" in c.value for c in at.caption)
+    charts = at.get("plotly_chart")
+    assert len(charts) == n_charts + 1
+    title = json.loads(charts[-1].proto.spec)["layout"]["title"]["text"]
+    assert title.startswith("B minus A")
+    ticks = json.loads(charts[-1].proto.spec)["layout"]["xaxis"]["ticktext"]
+    assert any("|" in t for t in ticks)  # the positions where the prompts differ

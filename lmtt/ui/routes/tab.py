@@ -10,6 +10,7 @@ from lmtt.flow.graph import Edge, RouteGraph
 from lmtt.ui import state
 from lmtt.ui.cache import get_qk_routes, get_routes, get_scored_routes, get_trace
 from lmtt.ui.routes.attention_block_panel import attention_block_panel
+from lmtt.ui.routes.diff_panel import diff_panel
 from lmtt.ui.routes.export_panel import export_panel
 from lmtt.ui.routes.graph_panel import graph_panel
 from lmtt.ui.routes.knockout_panel import knockout_panel
@@ -123,4 +124,5 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     if trace.weights.has_lens:
         key = (target, settings.threshold, graph.score, settings.renormalize)
         verify_panel(graph, trace, trace_key, model, key, settings.metric_foil)
+    diff_panel(trace, trace_key, model, target, settings.threshold)
     export_panel(graph, trace.n_layers)
