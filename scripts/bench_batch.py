@@ -5,8 +5,9 @@
 The prompts are the first ``--prompts`` speeches of Tiny Shakespeare with 32 to 64 tokens
 (cut to 64). Each setting runs the whole job (traces, routes, head and neuron contributions,
 Parquet writes) into a fresh folder, in this process, one after the other; the table gives
-wall and CPU time and prompts/s, and the batched run's tables are checked equal to the
-one-at-a-time run's (to float rounding). JSON in scripts/results/bench_batch_cpu.json.
+wall and CPU time and prompts/s (and the prompts/s of the traces alone, the forward passes
+without the analysis), and the batched run's tables are checked equal to the one-at-a-time
+run's (to float rounding). JSON in scripts/results/bench_batch_cpu.json.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def timed_run(model, prompts_file: Path, folder: Path, batch_size: int) -> dict:
     return {"batch_size": batch_size, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
 
 
+def traces_only(model, prompts: list[str], batch_size: int) -> float:
+    """Prompts/s of the traces alone (the forward passes with their hooks), no analysis."""
+    from lmtt.models.batched import run_traces
+
+    start = time.perf_counter()
+    for i in range(0, len(prompts), batch_size):
+        run_traces(model, prompts[i : i + batch_size])
+    return round(len(prompts) / (time.perf_counter() - start), 2)
+
+
 def main() -> None:
     import torch
 
@@ -68,6 +79,9 @@ def main() -> None:
         run_small = timed_run(model, prompts_file, work / "warm", 4)  # compile, warm up
         del run_small
         rows = [timed_run(model, prompts_file, work / f"b{b}", b) for b in (1, args.batch_size)]
+        texts = prompts_file.read_text().splitlines()
+        for r in rows:
+            r["traces_only_prompts_per_s"] = traces_only(model, texts, r["batch_size"])
         heads = [open_batch(work / f"b{b}").sql("SELECT * FROM heads ORDER BY prompt_id, layer, "
                                                 "head") for b in (1, args.batch_size)]  # fmt: skip
         gap = float((heads[0].contribution - heads[1].contribution).abs().max())
@@ -77,9 +91,11 @@ def main() -> None:
         r["prompts_per_s"] = round(args.prompts / r["wall_s"], 2)
     speedup = round(rows[1]["prompts_per_s"] / rows[0]["prompts_per_s"], 2)
     print(f"\n{args.prompts} prompts of 32-64 tokens, demo model, {args.threads} thread(s)")
-    print("| batch size | wall s | CPU s | prompts/s |\n|---|---|---|---|")
+    print("| batch size | wall s | CPU s | prompts/s | traces alone, prompts/s |\n"
+          "|---|---|---|---|---|")  # fmt: skip
     for r in rows:
-        print(f"| {r['batch_size']} | {r['wall_s']} | {r['cpu_s']} | {r['prompts_per_s']} |")
+        print(f"| {r['batch_size']} | {r['wall_s']} | {r['cpu_s']} | {r['prompts_per_s']} | "
+              f"{r['traces_only_prompts_per_s']} |")  # fmt: skip
     print(f"batched / one at a time: {speedup}x; largest head-contribution difference {gap:.2e}")
     report = {"prompts": args.prompts, "threads": args.threads, "rows": rows,
               "speedup": speedup, "max_head_difference": gap}  # fmt: skip
