@@ -28,14 +28,12 @@ from types import MappingProxyType
 import torch
 from jaxtyping import Float, Int
 
+from lmtt.attention.head_names import BATCH_METRICS, METRICS, ON_RANDOM
 from lmtt.attention.views import capture_attention
 from lmtt.errors import LmttError
 from lmtt.models.head_patterns import reference_pattern
 
-METRICS = ("previous_token", "induction", "duplicate_token", "first_token", "entropy")
 PROMPT_TOKENS = 256  # a prompt's first tokens scored (at most the model's context)
-ON_RANDOM = ("induction", "duplicate_token")  # measured on repeated random tokens
-BATCH_METRICS = ("route_share", "mean_contribution")  # from a batch (lmtt.index.batch_store)
 
 
 class HeadCatalogueError(LmttError):

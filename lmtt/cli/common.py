@@ -20,9 +20,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def console():
+    """Rich output: at most 100 columns on a terminal; piped or redirected, text is never
+    wrapped (a hint or command line stays whole) and tables get 160 columns."""
     from rich.console import Console
 
-    return Console(width=min(100, Console().width) if sys.stdout.isatty() else 100)
+    if sys.stdout.isatty():
+        return Console(width=min(100, Console().width))
+    return Console(width=160, soft_wrap=True)
 
 
 def count(low: int = 1, high: int | None = None):

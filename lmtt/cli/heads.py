@@ -83,7 +83,7 @@ def _write(out: Path, catalogue, x: str, y: str) -> None:
 
 
 def add_commands(sub) -> None:
-    from lmtt.attention.heads import BATCH_METRICS, METRICS
+    from lmtt.attention.head_names import BATCH_METRICS, METRICS
 
     p = common.command(sub, "heads", "the head catalogue: previous-token, induction, "
                        "duplicate-token, first-token heads and entropy", cmd_heads)  # fmt: skip

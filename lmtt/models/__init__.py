@@ -1,11 +1,9 @@
 """Models: loading (hub name, folder or pip package), one record per model family, the one
 capture routine and the :class:`Trace` it records. The only wing that knows TransformerLens.
-"""
 
-from lmtt.models.loaded import LoadedModel
-from lmtt.models.loading import load_model, resolve_device
-from lmtt.models.trace import Trace, run_trace
-from lmtt.models.weights import ModelDims, ModelWeights
+The names below are imported when first used, so reading the catalog or the family records
+(``lmtt models``) does not import torch or TransformerLens.
+"""
 
 __all__ = [
     "LoadedModel",
@@ -16,3 +14,20 @@ __all__ = [
     "resolve_device",
     "run_trace",
 ]
+_WHERE = {
+    "LoadedModel": "lmtt.models.loaded",
+    "load_model": "lmtt.models.loading",
+    "resolve_device": "lmtt.models.loading",
+    "Trace": "lmtt.models.trace",
+    "run_trace": "lmtt.models.trace",
+    "ModelDims": "lmtt.models.weights",
+    "ModelWeights": "lmtt.models.weights",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'lmtt.models' has no attribute {name!r}")

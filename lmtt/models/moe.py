@@ -12,27 +12,11 @@ router's choices, both captured in the forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 from jaxtyping import Float, Int
 
 from lmtt.errors import UnsupportedArchitectureError
-from lmtt.models.families.base import ROTARY_HOOKS
-
-# The MLP's input and the router's choices: what the expert scalars are computed from.
-MOE_HOOKS = {
-    "mlp_in": "blocks.{layer}.mlp.hook_in",
-    "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
-    "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
-}
-# A family record's fields for an expert MLP on the Llama block (mlp_post is computed).
-MOE_LIKE = {
-    "moe": True,
-    "hooks": MappingProxyType(
-        {k: v for k, v in ROTARY_HOOKS.items() if k != "mlp_post"} | MOE_HOOKS
-    ),
-}
 
 
 @dataclass(frozen=True, eq=False)

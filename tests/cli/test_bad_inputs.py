@@ -177,6 +177,17 @@ def cases(w: dict) -> list[tuple[str, list[str]]]:
         ("index missing", ["neuron", "--index", str(r / "none"), "0", "0"]),
         ("index is a file", ["contexts", "--index", f, "hi", "--position", "0", "--layer", "0"]),
         ("merge sources missing", ["merge-index", "--out", out, str(r / "none")]),
+        ("batch prompts missing", ["batch", *g, "--prompts", str(r / "none.txt"), "--out", out]),
+        ("batch prompts of a bad kind", ["batch", *g, "--prompts", f, "--out", out]),
+        ("batch --shard out of range", ["batch", *g, "--prompts", str(r / "not-utf8.txt"),
+                                        "--out", out, "--shard", "x"]),
+        ("batch-query not a batch", ["batch-query", rs]),
+        ("heads --prompts missing", ["heads", *g, "--prompts", str(r / "none.txt")]),
+        ("heads --length too long", ["heads", *g, "--length", "100000"]),
+        ("heads batch axis without --batch", ["heads", *g, "--y", "route_share"]),
+        ("diff without B", ["diff", *g, "hi"]),
+        ("diff B and B file", ["diff", *g, "hi", "--vs", "ho", "--vs-file", f]),
+        ("diff B file missing", ["diff", *g, "hi", "--vs-file", str(r / "none.txt")]),
     ]  # fmt: skip
     damaged = [
         ("truncated examples.parquet", ["neuron", "--index", w["neurons-truncated"], "0", "1"]),

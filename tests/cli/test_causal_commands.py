@@ -117,9 +117,11 @@ def test_batch_then_query_its_folder(tmp_path, capsys):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "ROMEO: But soft"}\n{"prompt": "JULIET: O Romeo", '
                        '"target": ","}\n', encoding="utf-8")  # fmt: skip
-    out = tmp_path / "b"
+    out = tmp_path / ("a-folder-name-long-enough-to-pass-100-columns-" * 2) / "b"
     argv = ["batch", "--model", DEMO, "--prompts", str(prompts), "--out", str(out), "--quiet"]
     assert main(argv) == 0
+    hint = f"query it with `lmtt batch-query {out}`"
+    assert any(hint in line for line in capsys.readouterr().out.splitlines())  # not wrapped
     assert main(["batch-query", str(out), "--limit", "3"]) == 0
     printed = capsys.readouterr().out
     assert "route_share" in printed and "mean_contribution" in printed

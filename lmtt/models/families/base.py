@@ -92,6 +92,19 @@ QK_NORM_HOOKS = MappingProxyType(
     }
 )
 NO_ROTATED_QK = "the bridge does not expose this family's rotated queries and keys yet"
+# An expert MLP (lmtt.models.moe): the MLP's input and the router's choices, from which the
+# expert scalars are computed, and a family record's fields for one on the Llama block
+MOE_HOOKS = {
+    "mlp_in": "blocks.{layer}.mlp.hook_in",
+    "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
+    "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
+}
+MOE_LIKE = {
+    "moe": True,
+    "hooks": MappingProxyType(
+        {k: v for k, v in ROTARY_HOOKS.items() if k != "mlp_post"} | MOE_HOOKS
+    ),
+}
 _NORM_SCALES = frozenset(("ln1_scale", "ln2_scale", "final_scale"))
 
 
