@@ -12,6 +12,7 @@ def cmd_mask(args) -> int:
     text = common.prompt(args)
     folder = common.output_folder(args.diagrams)
     console = common.console()
+    _refuse_without_mlm_head(args.model)
     model = common.load(args, masked_lm=True)
     for pred in mask_and_diagrams(model, text, args.top_k, folder):
         fillers = ", ".join(f"{tok} {percent(p)}" for tok, p in pred.fillers)
@@ -19,6 +20,21 @@ def cmd_mask(args) -> int:
     if args.diagrams:
         console.print(f"wrote one diagram per layer and head, and index.html, to {args.diagrams}")
     return 0
+
+
+def _refuse_without_mlm_head(spec: str | None) -> None:
+    """Refuse a model saved without a masked-LM head from its config, before its weights
+    load (the catalog's default masked LM needs no check)."""
+    if spec is None:
+        return
+    from lmtt.errors import NoMlmHeadError
+    from lmtt.models.loading import has_mlm_head_config
+
+    if has_mlm_head_config(spec) is False:
+        raise NoMlmHeadError(
+            f"{spec} has no masked-LM head (its config names no *ForMaskedLM architecture), so "
+            "it cannot fill in [MASK]. Use a model saved as *ForMaskedLM, e.g. bert-base-uncased."
+        )
 
 
 def cmd_attention(args) -> int:

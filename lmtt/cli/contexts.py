@@ -35,7 +35,9 @@ def cmd_contexts(args) -> int:
     args.model = args.model or index.meta["model"]  # the model the index was built with
     model = common.load(args)
     matches = search_token(model, index, text, args.position, args.layer, args.k)
-    table = Table(title=f"Corpus tokens closest to position {args.position} at layer {args.layer}")
+    token = token_label(model.token_strings(model.encode(text))[args.position])
+    table = Table(title=f"Corpus tokens closest to position {args.position} '{token}' at layer "
+                  f"{args.layer} (model {model.name}, read from the index)")  # fmt: skip
     for col in ("#", "cosine", "token", "UPOS", "deprel", "in context"):
         table.add_column(col, overflow="fold")
     for m in matches:

@@ -34,7 +34,7 @@ class LoadedModel:
         self.dims = read_dims(bridge, family, self.experts)
         self.is_encoder = family.is_encoder
         archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
-        self.has_mlm_head = any("MaskedLM" in a or "PreTraining" in a for a in archs or [])
+        self.has_mlm_head = any(k in a for a in archs or [] for k in ("MaskedLM", "PreTraining"))
         routes = ROUTES in family.supports
         lens = not family.is_encoder or self.has_mlm_head
         self.weights = (

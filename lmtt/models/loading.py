@@ -152,6 +152,21 @@ def load_model(spec: str, device: str = "auto", dtype: str = "float32") -> Loade
     return LoadedModel(spec, source, bridge, dev, dtype, family)
 
 
+MLM_ARCHITECTURES = ("MaskedLM", "PreTraining")  # a config's architectures with an MLM head
+
+
+def has_mlm_head_config(spec: str) -> bool | None:
+    """Whether the model ``spec`` names was saved with a masked-LM head, read from its
+    config.json before any weight loads (None when the config is not at hand: a hub model not
+    cached yet). Raises like :func:`load_model` for a spec that names nothing."""
+    source, _ = _locate(str(spec).strip())
+    path = Path(source).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    architectures = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []
+    return any(key in a for a in architectures for key in MLM_ARCHITECTURES)
+
+
 def _locate(spec: str) -> tuple[str, str | None]:
     """(folder or hub name to boot, model_type when known before booting) of a model spec: a
     catalog name first, then a folder, then a hub name. A folder needs no (valid) catalog."""

@@ -50,3 +50,16 @@ def test_models_command_lists_the_catalog(capsys):
         assert name in out
     assert f"{catalog.default} (default)" in out
     assert "offline (folder)" in out and "needs internet once" in out
+
+
+def test_mask_refuses_a_model_without_an_mlm_head_before_loading_it(gpt2_folder, monkeypatch,
+                                                                    capsys):  # fmt: skip
+    from lmtt.models import loading
+
+    def no_boot(*args, **kwargs):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(loading, "_boot", no_boot)
+    assert main(["mask", "--model", str(gpt2_folder), "a [MASK] b"]) == 2
+    err = capsys.readouterr().err
+    assert "has no masked-LM head" in err and "weights were loaded" not in err

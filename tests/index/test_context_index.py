@@ -111,10 +111,11 @@ def test_cli_builds_reports_size_and_searches(minilm, shared_data, tmp_path, cap
     text = capsys.readouterr().out
     size = sum(f.stat().st_size for f in out.iterdir() if f.name != "lmtt-contexts.json")
     assert "indexed 300 tokens" in text and f"{size / 2**20:.1f} MB on disk" in text
-    argv = ["contexts", *model, "--index", str(out), "The dog barked.", "--position", "2"]
+    argv = ["contexts", "--index", str(out), "The dog barked.", "--position", "2"]
     assert main([*argv, "--layer", "6", "--k", "20", "--out", str(tmp_path / "m")]) == 0
-    text = capsys.readouterr().out
+    text = capsys.readouterr().out  # no --model: the index names its model
     assert "UPOS:" in text and "deprel:" in text
+    assert "position 2 '␣dog'" in text or "position 2 'dog'" in text  # the token, not just 2
     lines = (tmp_path / "m" / "matches.csv").read_text().splitlines()
     assert lines[0].startswith("rank,similarity,doc_id") and len(lines) == 21
     assert (tmp_path / "m" / "histograms.png").read_bytes()[:4] == b"\x89PNG"

@@ -212,8 +212,14 @@ def test_context_search_tab_lists_matches_and_histograms(shared_data, tmp_path):
     build_context_index(model, corpus, tmp_path / "ctx", [0, 6], max_tokens=300, progress=False)
     at = _app("all-MiniLM-L6-v2", "The dog barked at the cat.", tab="Context search")
     at.text_input(key="context_index").set_value(str(tmp_path / "ctx")).run()
+    assert at.selectbox(key="ctx_layer").value == 6  # a middle layer, not the embeddings
     at.selectbox(key="ctx_layer").set_value(6).run()
     assert not at.exception
+    import json
+
+    upos = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "UPOS" in json.loads(c.proto.spec)["layout"]["title"]["text"])  # fmt: skip
+    assert sum(upos["data"][0]["y" if "y" in upos["data"][0] else "x"]) == 50  # every match
     (table,) = [d for d in at.dataframe if "cosine" in d.value.columns]
     assert len(table.value) == 50 and table.value["cosine"].is_monotonic_decreasing
     assert table.value["UPOS"].notna().all()

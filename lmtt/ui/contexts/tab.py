@@ -44,7 +44,9 @@ def context_tab(model, model_key: tuple, prompt: str) -> None:
             format_func=lambda i: f"{i}: {token_label(tokens[i])}",
             key="ctx_pos",
         )
-        layer = c2.selectbox("layer (0 = embeddings)", index.meta["layers"], key="ctx_layer")
+        layers = index.meta["layers"]
+        middle = len(layers) // 2  # layer 0 is the embeddings: a middle layer shows context
+        layer = c2.selectbox("layer (0 = embeddings)", layers, index=middle, key="ctx_layer")
         matches = get_context_matches(model_key, folder, prompt, pos, layer, 50, model, index)
     except LmttError as e:
         st.warning(str(e))
@@ -58,7 +60,8 @@ def context_tab(model, model_key: tuple, prompt: str) -> None:
             "in context": [m.in_context() for m in matches],
         }
     )
-    st.dataframe(table, hide_index=True, key="ctx_matches")
+    wide = {"in context": st.column_config.TextColumn(width="large")}  # the whole context
+    st.dataframe(table, hide_index=True, key="ctx_matches", column_config=wide)
     upos, deprel = histograms(matches)
     if upos:
         a, b = st.columns(2)
