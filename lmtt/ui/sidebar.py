@@ -30,6 +30,7 @@ class Settings:
     score: str = "knockout"
     foil: str = ""  # as typed: a leading space is part of a GPT-2 token
     qk_edges: bool = False  # draw the key and query edges of the attention edges
+    collapse: bool = True  # draw only the positions the routes touch
 
     @property
     def metric_foil(self) -> str:
@@ -49,8 +50,16 @@ def sidebar() -> Settings:
         help="for every attention edge, dashed edges from the parts that made its score: "
         "what the key at the source and the query at the target were built from",
     )
+    collapse = st.sidebar.toggle(
+        "only positions on the routes",
+        value=True,
+        key="collapse",
+        help="draw a column for each position the routes touch (positions skipped are "
+        "marked ⋯ on the axis); off: every token (a prompt of over 64 tokens still shows "
+        "only the positions on the routes)",
+    )
     return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index,
-                    score, foil, qk_edges)  # fmt: skip
+                    score, foil, qk_edges, collapse)  # fmt: skip
 
 
 def _model_section(sb) -> tuple[str, str, str]:

@@ -25,12 +25,14 @@ COLLAPSE_AFTER = 64  # longer prompts draw only the positions the routes touch
 WINDOW = 48  # columns shown at first around the target (pan or zoom out for the rest)
 
 
-def route_columns(graph: RouteGraph, collapse_after: int = COLLAPSE_AFTER) -> dict[int, int]:
-    """The x column of each position drawn: every position for a short prompt; for one of
-    more than ``collapse_after`` tokens, only the positions with a node on the routes, in
-    order (a gap in the positions is marked on the axis)."""
+def route_columns(
+    graph: RouteGraph, collapse_after: int = COLLAPSE_AFTER, collapse: bool | None = None
+) -> dict[int, int]:
+    """The x column of each position drawn: every position, or only the positions with a
+    node on the routes, in order (a gap in the positions is marked on the axis): when
+    ``collapse`` says so, by default for a prompt of more than ``collapse_after`` tokens."""
     n_tokens = len(graph.tokens)
-    if n_tokens <= collapse_after:
+    if not (n_tokens > collapse_after if collapse is None else collapse):
         return {p: p for p in range(n_tokens)}
     used = sorted({n.pos for n in graph.nodes} | set(graph.target_positions))
     return {p: c for c, p in enumerate(used)}
@@ -58,15 +60,18 @@ def route_figure(
     height: int = 640,
     effects: dict[str, float] | None = None,
     min_share: float = 0.01,
+    collapse: bool | None = None,
 ) -> go.Figure:
     """Edges as lines (width and opacity by weight, or coloured by measured ``effects``:
     edge id -> share of the metric), nodes as markers with ids in customdata. Each edge also
-    gets an invisible marker at its midpoint so it can be clicked. A long prompt draws only
-    the positions on the routes (:func:`route_columns`), first showing a window of them
-    around the target."""
+    gets an invisible marker at its midpoint so it can be clicked. A long prompt (or any,
+    with ``collapse``) draws only the positions on the routes (:func:`route_columns`), first
+    showing a window of them around the target."""
     fig = go.Figure()
-    cols = route_columns(graph)
+    cols = route_columns(graph, collapse=collapse)
     for trace in _edge_lines(graph, effects, min_share, cols):
+        fig.add_trace(trace)
+    for trace in _edge_legend(graph, effects):
         fig.add_trace(trace)
     fig.add_trace(_edge_pickers(graph, effects, cols))
     for trace in _node_markers(graph, selected, cols):
@@ -121,6 +126,32 @@ def _edge_lines(
 
 # key/query edges bend aside: they may share a value edge's ends (see edge_midpoint)
 BEND = {"key": 0.18, "query": -0.18}
+
+
+EDGE_NAMES = {"attention": "attention edge", "residual": "residual edge", "mlp": "MLP edge",
+              "key": "key edge (dashed)", "query": "query edge (dashed)"}  # fmt: skip
+
+
+def _edge_legend(graph: RouteGraph, effects) -> list[go.Scatter]:
+    """Legend entries (lines of no points) for the edge colours the figure uses."""
+    if effects is not None:
+        entries = [(FOR, "for the prediction"), (AGAINST, "against it"), (NO_EFFECT, "no effect")]
+    else:
+        kinds = dict.fromkeys(e.kind for e in graph.edges)
+        entries = [(EDGE_COLOUR[k], EDGE_NAMES[k]) for k in kinds]
+        if any(e.weight < 0 for e in graph.edges):
+            entries.append((NEGATIVE, "against the prediction"))
+    return [
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name=name,
+            hoverinfo="skip",
+            line={"color": f"rgb({rgb})", "width": 3},
+        )  # fmt: skip
+        for rgb, name in entries
+    ]
 
 
 def _ends(e, cols: dict | None = None) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -217,9 +248,10 @@ def _lay_out(fig, graph: RouteGraph, n_layers: int, title: str, height: int, col
         height=height,
         clickmode="event+select",
         dragmode="pan",
-        margin={"l": 60, "r": 20, "t": 60, "b": 90},
+        margin={"l": 60, "r": 20, "t": 50, "b": 170},
         plot_bgcolor="white",
-        legend={"orientation": "h", "y": 1.02, "x": 0},
+        # below the token labels: never over a node or the title
+        legend={"orientation": "h", "y": -0.24, "yanchor": "top", "x": 0, "font": {"size": 11}},
         xaxis={
             "tickmode": "array",
             "tickvals": list(range(len(cols))),
@@ -230,9 +262,12 @@ def _lay_out(fig, graph: RouteGraph, n_layers: int, title: str, height: int, col
             "zeroline": False,
         },
         yaxis={
-            "tickmode": "array",
-            "tickvals": [0] + [2 * i + 2 for i in range(n_layers)],
-            "ticktext": ["embed"] + [f"L{i}" for i in range(n_layers)],
+            "tickmode": "array",  # every row: attention output, MLP, block output per layer
+            "tickvals": [0]
+            + [v for i in range(n_layers) for v in (2 * i + 1, 2 * i + 1.5, 2 * i + 2)],
+            "ticktext": ["embedding"]
+            + [t for i in range(n_layers) for t in (f"L{i} attn", f"L{i} MLP", f"L{i} out")],
+            "tickfont": {"size": 10},
             "range": [-0.6, 2 * n_layers + 0.6],
             "showgrid": True,
             "gridcolor": "#eee",

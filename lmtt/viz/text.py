@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+WHITESPACE = {" ": "␣", "\n": "⏎", "\t": "⇥"}  # one visible mark each, everywhere
+
 
 def token_label(token: str, max_len: int = 16) -> str:
-    """A token as a short quoted string with whitespace and control characters made visible."""
-    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in token)
-    shown = shown.replace(" ", "␣")
+    """A token as a short string with whitespace made visible (␣ space, ⏎ newline, ⇥ tab)
+    and other control characters escaped."""
+    shown = "".join(WHITESPACE.get(c) or (c if c.isprintable() else
+                    c.encode("unicode_escape").decode()) for c in token)  # fmt: skip
     if len(shown) > max_len:
         shown = shown[: max_len - 1] + "…"
     return shown

@@ -185,8 +185,9 @@ def test_two_browser_sessions_at_once_see_their_own_prompts(server):
         _wait_idle(pages["romeo"])
         king_title = pages["king"].evaluate("() => document.querySelector('.gtitle').textContent")
         assert king_title == titles["king"]
-        king, romeo = (pages[n].get_by_role("slider").first.get_attribute("aria-valuenow")
-                       for n in ("king", "romeo"))  # fmt: skip
+        king, romeo = (
+            pages[n].get_by_role("slider").first.input_value() for n in ("king", "romeo")
+        )  # fmt: skip (an <input type="range">)
         assert float(king) == 0.04 and float(romeo) > 0.04  # only romeo's threshold moved
         assert "threshold=0.04" not in pages["romeo"].url
         browser.close()
@@ -240,4 +241,36 @@ def test_every_attention_tab_opens_and_renders(server):
         _wait_idle(page)
         page.screenshot(path=str(OUTPUT / "tab-context-search.png"), full_page=True)
         _download(page, "histograms PNG", b"\x89PNG")
+        browser.close()
+
+
+def test_an_edge_and_its_panel_side_by_side_at_1440x900(server):
+    """The graph and the selected edge's panel are on one 1440x900 screen, side by side."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    from lmtt.config import example_prompts
+    from lmtt.flow.graph import routes
+    from lmtt.models import load_model
+    from lmtt.models.catalog import load_model_catalog
+    from lmtt.models.trace import run_trace
+
+    prompt = example_prompts()[0]
+    trace = run_trace(load_model(load_model_catalog().default, device="cpu"), prompt)
+    edge = next(e for e in routes(trace, threshold=0.04).edges if e.kind == "attention")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{server}/?prompt={quote(prompt)}&score=proximity&sel={quote(edge.id)}")
+        _wait_title(page, "Routes to position")
+        heading = page.get_by_text("Attention block L").first
+        heading.wait_for(timeout=60_000)
+        _wait_idle(page)
+        graph = page.locator(".stPlotlyChart").first.bounding_box()
+        panel = heading.bounding_box()
+        assert panel["x"] > graph["x"] + 0.9 * graph["width"]  # beside the graph, not below
+        assert panel["y"] < 900 and graph["y"] < 900  # both on the first screen
+        page.screenshot(path=str(OUTPUT / "app-edge-1440x900.png"))
         browser.close()

@@ -17,11 +17,25 @@ def _graph(score: str = "knockout") -> RouteGraph:
 
 
 def _line_colours(fig) -> list[str]:
-    return [t.line.color for t in fig.data if t.mode == "lines"]
+    """The colours of the drawn edges (not of the legend's entries)."""
+    return [t.line.color for t in fig.data if t.mode == "lines" and t.showlegend is False]
+
+
+def test_the_legend_names_every_edge_colour_and_every_row_is_labelled():
+    fig = route_figure(_graph(), 1)
+    legend = {t.name for t in fig.data if t.mode == "lines" and t.showlegend is not False}
+    assert {"attention edge", "residual edge", "against the prediction"} <= legend
+    assert "MLP edge" not in legend  # no MLP edge in this graph
+    assert list(fig.layout.yaxis.ticktext) == ["embedding", "L0 attn", "L0 MLP", "L0 out"]
+    effects = route_figure(_graph(), 1, effects={EDGES[0].id: 0.5})
+    names = {t.name for t in effects.data if t.mode == "lines" and t.showlegend is not False}
+    assert names == {"for the prediction", "against it", "no effect"}
 
 
 def test_negative_scores_are_violet_and_sized_by_magnitude():
-    lines = [t for t in route_figure(_graph(), 1).data if t.mode == "lines"]
+    lines = [
+        t for t in route_figure(_graph(), 1).data if t.mode == "lines" and t.showlegend is False
+    ]
     width = {t.line.color.rsplit(",", 1)[0].removeprefix("rgba("): t.line.width for t in lines}
     assert set(width) == {NEGATIVE, EDGE_COLOUR["attention"], EDGE_COLOUR["residual"]}
     assert width[NEGATIVE] < width[EDGE_COLOUR["attention"]] < width[EDGE_COLOUR["residual"]]
@@ -33,7 +47,7 @@ def test_measured_effects_colour_for_against_and_none():
     fig = route_figure(_graph(), 1, effects=effects, min_share=0.01)
     colours = " ".join(_line_colours(fig))
     assert FOR in colours and AGAINST in colours and NO_EFFECT in colours
-    hover = " ".join(fig.data[len(_line_colours(fig))].hovertemplate)
+    hover = " ".join(next(t for t in fig.data if t.name == "edges").hovertemplate)
     assert "measured effect 0.400" in hover and "knockout share 0.500" in hover
 
 

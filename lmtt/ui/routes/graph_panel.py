@@ -31,8 +31,9 @@ def element_options(graph: RouteGraph) -> dict[str, str]:
 
 
 def graph_panel(
-    graph: RouteGraph, n_layers: int, predicted: str | None, prob: float, foil: str = ""
-) -> None:
+    graph: RouteGraph, n_layers: int, predicted: str | None, prob: float, foil: str = "",
+    collapse: bool | None = None,
+) -> None:  # fmt: skip
     """The graph; ``predicted`` is None for a model without a head to predict with; a
     ``foil`` makes the signed scores shares of logit(prediction) - logit(foil)."""
     target = graph.target_positions[0]
@@ -42,7 +43,7 @@ def graph_panel(
         f"{len(graph.edges)} edges · {graph.score} scores"
     )
     selected = state.selection()
-    fig = route_figure(graph, n_layers, title=title, selected=selected)
+    fig = route_figure(graph, n_layers, title=title, selected=selected, collapse=collapse)
     st.plotly_chart(
         fig,
         key=CHART_KEY,

@@ -86,6 +86,30 @@ def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, targ
         residual_panel(trace, node, target_token, settings.final_norm)
 
 
+# The graph's column stays in view while the panel beside it scrolls (wide screens)
+STICKY_GRAPH = """<style>
+div[data-testid="stHorizontalBlock"]:has(div.lmtt-graph) > div:first-child {
+  position: sticky; top: 3.5rem; align-self: flex-start; }
+</style>"""
+
+
+def _selected(graph: RouteGraph, trace, trace_key, settings, target: int, model) -> None:
+    """The panel of the selected element (beside the graph), or how to pick one."""
+    selection = state.share_selection()
+    if not selection:
+        st.info("Click a node or an edge of the graph (or use the inspect box) to see inside it.")
+        return
+    try:
+        _inspect(graph, selection, trace, trace_key, settings, target, model)
+        if trace.weights.has_lens and graph.find(selection) is not None:
+            knockout_panel(graph.find(selection), trace, trace_key, model, target,
+                           settings.metric_foil)  # fmt: skip
+    except LmttError as e:  # e.g. the lens of an encoder without a masked-LM head
+        st.warning(str(e))
+    except (ValueError, IndexError):
+        st.warning(f"Cannot inspect {selection!r}: it does not belong to this prompt.")
+
+
 def routes_tab(model, model_key: tuple, settings) -> None:
     trace_key = (model_key, settings.prompt)
     try:
@@ -107,20 +131,20 @@ def routes_tab(model, model_key: tuple, settings) -> None:
         return
     best = trace.probabilities(target).max(dim=-1)
     predicted = trace.vocab[int(best.indices)] if trace.weights.has_lens else None
-    graph_panel(graph, trace.n_layers, predicted, float(best.values), settings.metric_foil)
-    selection = state.share_selection()
-    if selection:
-        try:
-            _inspect(graph, selection, trace, trace_key, settings, target, model)
-            if trace.weights.has_lens and graph.find(selection) is not None:
-                knockout_panel(graph.find(selection), trace, trace_key, model, target,
-                               settings.metric_foil)  # fmt: skip
-        except LmttError as e:  # e.g. the lens of an encoder without a masked-LM head
-            st.warning(str(e))
-        except (ValueError, IndexError):
-            st.warning(f"Cannot inspect {selection!r}: it does not belong to this prompt.")
-    else:
-        st.info("Click a node or an edge of the graph (or use the inspect box) to see inside it.")
+    st.markdown(STICKY_GRAPH, unsafe_allow_html=True)
+    graph_side, panel_side = st.columns([3, 2], gap="medium")  # stacked on a narrow screen
+    with graph_side:
+        st.markdown('<div class="lmtt-graph"></div>', unsafe_allow_html=True)
+        graph_panel(
+            graph,
+            trace.n_layers,
+            predicted,
+            float(best.values),
+            settings.metric_foil,
+            settings.collapse or None,
+        )  # fmt: skip (off: long prompts still collapse)
+    with panel_side:
+        _selected(graph, trace, trace_key, settings, target, model)
     if trace.weights.has_lens:
         key = (target, settings.threshold, graph.score, settings.renormalize)
         verify_panel(graph, trace, trace_key, model, key, settings.metric_foil)
