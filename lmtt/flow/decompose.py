@@ -130,6 +130,16 @@ def attention_parts(
     return torch.einsum("hqt,htm->qthm", head_scales(trace, layer, queries), u)
 
 
+def edge_parts(trace: Trace, layer: int, query: int, source: int) -> Float[torch.Tensor, "H d"]:
+    """z[query, source, h] for every head: what each head writes at ``query`` from ``source``
+    alone (``attention_parts(trace, layer, [query])[0, source]``, without every source's u)."""
+    w = trace.weights
+    v = repeat_kv(trace.values(layer)[source : source + 1], trace.n_heads, dim=1)[0]
+    u = _direction(trace, layer, "attn", torch.einsum("hd,hdm->hm", v - w.b_V[layer],
+                                                      w.W_O[layer]))  # fmt: skip
+    return head_scales(trace, layer, [query])[:, 0, source, None] * u
+
+
 def head_outputs(
     trace: Trace, layer: int, positions: Positions | None = None
 ) -> Float[torch.Tensor, "P H d"]:

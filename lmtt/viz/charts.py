@@ -45,9 +45,14 @@ def head_bar_chart(per_head: list[float], title: str, selected: int | None = Non
     )
 
 
-def token_heatmap(matrix, tokens: list[str], title: str, colorscale: str = "Blues") -> go.Figure:
-    """A query x key map (rows: the position that reads, columns: the position read)."""
-    labels = [f"{i} {token_label(t, 10)}" for i, t in enumerate(tokens)]
+def token_heatmap(
+    matrix, tokens: list[str], title: str, colorscale: str = "Blues", first: int = 0,
+    highlight: tuple[int, int] | None = None,
+) -> go.Figure:  # fmt: skip
+    """A query x key map (rows: the position that reads, columns: the position read); the
+    tokens' positions start at ``first``; ``highlight`` (query, key), in the map's own rows
+    and columns, outlines that row and that column."""
+    labels = [f"{first + i} {token_label(t, 10)}" for i, t in enumerate(tokens)]
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
@@ -65,6 +70,12 @@ def token_heatmap(matrix, tokens: list[str], title: str, colorscale: str = "Blue
         yaxis={"autorange": "reversed"},
         xaxis={"tickangle": -50},
     )
+    if highlight is not None:
+        row, col = highlight
+        n = len(labels)
+        box = {"type": "rect", "xref": "x", "yref": "y", "line": {"color": "#d6336c", "width": 2}}
+        fig.add_shape(**box, x0=-0.5, x1=n - 0.5, y0=row - 0.5, y1=row + 0.5)  # the query row
+        fig.add_shape(**box, x0=col - 0.5, x1=col + 0.5, y0=-0.5, y1=n - 0.5)  # the key column
     return fig
 
 

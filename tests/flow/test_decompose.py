@@ -65,3 +65,15 @@ def test_residual_lens_rows(tiny_model):
     last = rows[-1][1].top[0]
     assert last.token_id == int(trace.logits[-1].argmax())
     assert abs(last.prob - float(trace.probabilities(-1).max())) < 1e-5
+
+
+def test_one_edges_parts_equal_the_block_parts(tiny_model):
+    from lmtt.models.trace import run_trace
+
+    trace = run_trace(tiny_model, "When Mary and John went to the store, John gave")
+    last = trace.n_tokens - 1
+    for layer in range(trace.n_layers):
+        want = decompose.attention_parts(trace, layer, [last])[0]  # [T, H, d]
+        for source in (0, 3, last):
+            torch.testing.assert_close(decompose.edge_parts(trace, layer, last, source),
+                                       want[source], atol=1e-6, rtol=1e-5)  # fmt: skip

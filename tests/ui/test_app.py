@@ -315,3 +315,22 @@ def test_compare_with_another_prompt_draws_the_diff(gpt2_folder):
     assert title.startswith("B minus A")
     ticks = json.loads(charts[-1].proto.spec)["layout"]["xaxis"]["ticktext"]
     assert any("|" in t for t in ticks)  # the positions where the prompts differ
+
+
+def test_an_attention_edge_explains_itself(gpt2_folder):
+    import json
+
+    at = _app(str(gpt2_folder), PROMPT, threshold="0.02", score="proximity")
+    edge = next(i for i in _graph_ids(at) if i.endswith(">attention"))
+    _inspect_box(at).set_value(edge)
+    at.run()
+    assert not at.exception and not at.error
+    assert any(m.value.startswith("**Attention edge**") and "proximity share" in m.value
+               for m in at.markdown)  # fmt: skip
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(c["layout"]["title"]["text"] == "This edge's weight per head" for c in charts)
+    maps = [c for c in charts if c["layout"]["title"]["text"].startswith("Attention of L")]
+    assert maps and len(maps[0]["layout"]["shapes"]) == 2  # the query row and key column
+    assert at.dataframe  # what this edge's own write promotes and suppresses
+    at.selectbox(key=f"edge_write_{edge}").set_value(0).run()
+    assert not at.exception and any("by what H0 of layer" in c.value for c in at.caption)

@@ -23,7 +23,10 @@ def _window(trace: Trace, pos: int) -> range:
     return range(start, start + MAP_TOKENS)
 
 
-def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm) -> None:
+def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm,
+                          source: int | None = None) -> None:  # fmt: skip
+    """The block at ``pos``; with ``source`` (an edge from it), the maps outline the query's
+    row and the source's column."""
     token = token_label(trace.token_strs[pos])
     st.subheader(f"Attention block L{layer} at position {pos} '{token}'")
     window = _window(trace, pos)
@@ -51,10 +54,12 @@ def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm)
     keys = slice(window.start, window.stop)
     tokens = list(trace.token_strs[keys])
     attention = trace.pattern_rows(layer, list(window))[head][:, keys]
+    mark = None if source is None or source not in window else (row, source - window.start)
+    maps = {"first": window.start, "highlight": mark}
     left, right = st.columns(2)
     with left:
         st.plotly_chart(
-            token_heatmap(attention.numpy(), tokens, f"Attention of L{layer}H{head}"),
+            token_heatmap(attention.numpy(), tokens, f"Attention of L{layer}H{head}", **maps),
             key="attn_map",
         )
     with right:
@@ -64,6 +69,7 @@ def attention_block_panel(trace: Trace, trace_key, layer: int, pos: int, renorm)
                 tokens,
                 f"Contributions of L{layer}H{head}",
                 "Oranges",
+                **maps,
             ),  # fmt: skip
             key="contrib_map",
         )

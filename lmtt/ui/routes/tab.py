@@ -11,6 +11,7 @@ from lmtt.ui import state
 from lmtt.ui.cache import get_qk_routes, get_routes, get_scored_routes, get_trace
 from lmtt.ui.routes.attention_block_panel import attention_block_panel
 from lmtt.ui.routes.diff_panel import diff_panel
+from lmtt.ui.routes.edge_panel import attention_edge_panel, edge_caption
 from lmtt.ui.routes.export_panel import export_panel
 from lmtt.ui.routes.graph_panel import graph_panel
 from lmtt.ui.routes.knockout_panel import knockout_panel
@@ -69,10 +70,13 @@ def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, targ
     node = element.target if isinstance(element, Edge) else element
     kind = element.kind if isinstance(element, Edge) else node.kind
     if kind == "attention":
-        tabs = st.tabs(["attention block", "why this head attends"])
+        tabs = st.tabs(["this edge", "attention block", "why this head attends"])
         with tabs[0]:
-            attention_block_panel(trace, trace_key, node.layer, node.pos, renorm)
+            attention_edge_panel(element, graph, trace)
         with tabs[1]:
+            attention_block_panel(trace, trace_key, node.layer, node.pos, renorm,
+                                  source=element.source.pos)  # fmt: skip
+        with tabs[2]:
             score_panel(element, trace, trace_key[0], trace_key[1], model)
     elif kind == "attn_out":
         tabs = st.tabs(["attention block", "residual state"])
@@ -81,8 +85,13 @@ def _inspect(graph: RouteGraph, selection: str, trace, trace_key, settings, targ
         with tabs[1]:
             residual_panel(trace, node, target_token, settings.final_norm)
     elif kind == "mlp":
+        if isinstance(element, Edge):
+            edge_caption(element, graph)
         mlp_panel(trace, node.layer, node.pos, settings.neuron_index)
-    else:  # a residual node or edge
+    else:  # a residual node or edge: an edge shows its source, the part it carries
+        if isinstance(element, Edge):
+            edge_caption(element, graph)
+            node = element.source if element.kind in ("residual", "key", "query") else node
         residual_panel(trace, node, target_token, settings.final_norm)
 
 
