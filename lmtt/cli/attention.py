@@ -66,7 +66,11 @@ def cmd_attention(args) -> int:
         "model_view.png": model_png,
         "model_view.svg": model_svg,
         "head.png": figure_bytes(
-            attention_diagram(trace.pattern(args.layer)[args.head], list(trace.token_strs), "")
+            attention_diagram(
+                trace.pattern(args.layer)[args.head],
+                list(trace.token_strs),
+                f"Attention of layer {args.layer}, head {args.head}",
+            )
         ),
     }
     note = ""

@@ -146,6 +146,12 @@ def test_prompt_click_node_shows_lens(server):
             f'() => [...document.querySelectorAll("{cell}")].map(e => e.textContent)'
         )
         assert any("%" in c for c in cells), cells[:20]  # token probabilities in the lens
+        # A new session (a fresh browser context) on the default prompt: recorded, not asserted
+        fresh = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        start = time.perf_counter()
+        fresh.goto(server)
+        _wait_title(fresh, "Routes to position")
+        timings["new_session_first_graph_s"] = round(time.perf_counter() - start, 3)
         browser.close()
     (OUTPUT / "browser-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(f"browser timings: {timings}")
