@@ -66,7 +66,7 @@ _SCRIPT = """
 (function() {
   const root = document.currentScript.parentElement;
   const lines = root.querySelectorAll('line');
-  let sticky = null;
+  let sticky = root.dataset.sticky === undefined ? null : root.dataset.sticky;
   function show(side, i) {
     const heads = new Set([...root.querySelectorAll('input:checked')].map(c => c.value));
     lines.forEach(l => {
@@ -84,20 +84,27 @@ _SCRIPT = """
     t.addEventListener('click', () => { sticky = sticky === t.dataset.i ? null : t.dataset.i;
                                         show('q', sticky); });
   });
+  show('q', sticky);  // the heads ticked and the query picked when drawn
 })();
 </script>
 """
 
 
-def head_view_html(trace: Trace, layer: int) -> str:
-    """Interactive head view: a checkbox per head; hover a token to see only its lines,
-    click it to keep that filter."""
+def head_view_html(
+    trace: Trace, layer: int, heads: list[int] | None = None, token: int | None = None
+) -> str:
+    """Interactive head view: a checkbox per head (``heads`` ticked, default all); hover a
+    token to see only its lines, click it to keep that filter (``token``: a query position
+    kept from the start)."""
+    trace.check(layer, position=token)
+    ticked = set(range(trace.n_heads)) if heads is None else set(heads)
     boxes = "".join(
         f'<label style="color:{head_colour(h)};margin-right:6px">'
-        f'<input type="checkbox" value="{h}" checked>h{h}</label>'
+        f'<input type="checkbox" value="{h}"{" checked" if h in ticked else ""}>h{h}</label>'
         for h in range(trace.n_heads)
     )
+    sticky = "" if token is None else f' data-sticky="{int(token)}"'
     return (
-        f'<div class="lmtt-head-view-root"><div style="font:12px sans-serif">{boxes}</div>'
-        f"{head_view_svg(trace, layer)}{_SCRIPT}</div>"
+        f'<div class="lmtt-head-view-root"{sticky}><div style="font:12px sans-serif">{boxes}'
+        f"</div>{head_view_svg(trace, layer)}{_SCRIPT}</div>"
     )

@@ -107,6 +107,10 @@ def test_head_view_svg_and_html(tiny_model):
     assert only.count("<line") == int((at.pattern(1)[0, 5] > MIN_WEIGHT).sum())
     html = head_view_html(at, 1)
     assert html.count('type="checkbox"') == at.n_heads and "<script>" in html
+    assert html.count(" checked") == at.n_heads and "data-sticky" not in html
+    picked = head_view_html(at, 1, heads=[2], token=5)  # what the app's pickers ask for
+    assert picked.count(" checked") == 1 and 'value="2" checked' in picked
+    assert 'data-sticky="5"' in picked
     with pytest.raises(OutOfRangeError):
         head_view_svg(at, 9)
 

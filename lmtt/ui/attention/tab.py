@@ -50,7 +50,7 @@ def attention_tab(model, model_key: tuple, prompt: str) -> None:
 def _view(view: str, model, model_key: tuple, prompt: str, trace: Trace, layer: int,
           head: int, query: int) -> None:  # fmt: skip
     if view == "head view":
-        _head_view(trace, layer)
+        _head_view(trace, layer, head, query)
     elif view == "model view":
         _model_view(trace, layer, head)
     elif view == "q·k breakdown":
@@ -61,15 +61,17 @@ def _view(view: str, model, model_key: tuple, prompt: str, trace: Trace, layer: 
         qk_map_panel(model, model_key, prompt, layer, head)
 
 
-def _head_view(trace: Trace, layer: int) -> None:
-    st.caption("One colour per head; untick heads to hide them; hover a token to see only "
-               "its lines, click it to keep that filter.")  # fmt: skip
-    html_frame(head_view_html(trace, layer), height=trace.n_tokens * 20 + 80)
+def _head_view(trace: Trace, layer: int, head: int, query: int) -> None:
+    follow = st.toggle("only the head and query picked above", value=True, key="hv_follow")
+    heads, token = ([head], query) if follow else (None, None)
+    st.caption("One colour per head; tick or untick heads; hover a token to see only its "
+               "lines, click it to keep that filter.")  # fmt: skip
+    html_frame(head_view_html(trace, layer, heads, token), height=trace.n_tokens * 20 + 80)
     downloads(
         "head view",
         "head_view",
         lambda: static.head_view_static(trace, layer),
-        lambda: head_view_svg(trace, layer),
+        lambda: head_view_svg(trace, layer, heads, token),
     )
 
 
