@@ -89,10 +89,19 @@ def rank_figure(ranks: list[tuple[str, int]], token: str) -> go.Figure:
             hovertemplate="%{x}: rank %{y}<extra></extra>",
         )
     )
+    top = max((r + 1 for _, r in ranks), default=1)
+    decades = [10**k for k in range(len(str(top)) + 1)]  # 1, 10, 100, ... past the worst rank
     fig.update_layout(
         title=f"Rank of '{token_label(token)}' by layer (1 = top)",
         height=280,
-        yaxis={"type": "log", "autorange": "reversed", "title": "rank"},
+        yaxis={
+            "type": "log",
+            "autorange": "reversed",
+            "title": "rank",
+            "tickmode": "array",
+            "tickvals": decades,
+            "ticktext": [f"{v:,}" for v in decades],
+        },  # fmt: skip
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
         plot_bgcolor="white",
     )

@@ -130,3 +130,10 @@ def test_many_route_positions_open_on_a_window_around_the_target():
     graph = RouteGraph("m", tuple(map(str, range(n))), (last,), 0.0, None, tuple(nodes), edges)
     lo, hi = route_figure(graph, 1).layout.xaxis.range
     assert abs(hi - lo - 48.4) < 1e-9 and lo < 150 < hi  # the last 48 of 151 columns
+
+
+def test_the_rank_plot_labels_only_powers_of_ten():
+    from lmtt.viz.charts import rank_figure
+
+    fig = rank_figure([("embed", 340), ("L0", 12), ("L1", 0)], " x")
+    assert list(fig.layout.yaxis.ticktext) == ["1", "10", "100", "1,000"]  # not 1 2 5 10 2 5
