@@ -129,6 +129,7 @@ def load(args, masked_lm: bool = False):
 
 def print_frame(frame) -> None:
     """A pandas DataFrame as a table (floats to 4 places)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table()
@@ -136,7 +137,10 @@ def print_frame(frame) -> None:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "if" else "left")
     for row in frame.itertuples(index=False):
         table.add_row(
-            *[f"{v:.4f}" if isinstance(v, float) else str(v).replace("\n", "⏎") for v in row]
+            *[
+                f"{v:.4f}" if isinstance(v, float) else escape(str(v).replace("\n", "⏎"))
+                for v in row
+            ]  # prompt text is text, not Rich markup
         )
     console().print(table)
 

@@ -24,9 +24,13 @@ def cmd_diff(args) -> int:
 
 
 def _print(d, k: int) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    from lmtt.viz.text import node_label
+    from lmtt.viz.text import node_label as raw_label
+
+    def node_label(node, tokens) -> str:  # a token is text, not Rich markup
+        return escape(raw_label(node, tokens))
 
     console, tokens = common.console(), d.graph().tokens  # A's tokens, "A|B" where they differ
     console.print(f"A: {len(d.a.edges)} edges, B: {len(d.b.edges)} edges at threshold "

@@ -17,7 +17,11 @@ lock; on several machines, a shared folder), as :func:`run_batch_on_ray` does.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -142,12 +146,41 @@ def _manifest(model, prompts_file: Path, n_prompts: int, settings: BatchSettings
 def _check_same_job(folder: Path, want: dict) -> None:
     """Refuse to resume a folder begun with another model, prompts file or settings."""
     have = read_manifest(folder / MANIFEST, VERSION, BatchError, "a batch folder", "lmtt batch")
-    for key in ("model", "prompts_sha256", "settings"):
+    for key in ("model", "prompts_sha256", "settings", "shards"):
         if have.get(key) != want[key]:
             raise BatchError(
                 f"{folder} holds a batch of another {key.replace('_', ' ')} "
                 f"({have.get(key)!r}): pass a new --out folder, or the same arguments to resume."
             )
+
+
+@contextmanager
+def _manifest_lock(folder: Path) -> Iterator[None]:
+    """Wait for, then hold, the folder's manifest lock (an flock the OS drops if we die)."""
+    fd = os.open(folder / "locks" / "manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def check_rows(model, rows: list[PromptRow], ids: list[int]) -> None:
+    """Refuse, naming the row, a prompt the model cannot take or a target or foil that is not
+    one token (all of them checked before the job starts)."""
+    from lmtt.causal.metric import token_id
+    from lmtt.errors import LmttError
+    from lmtt.models.trace import prepare_tokens
+
+    for i in ids:
+        row = rows[i]
+        try:
+            prepare_tokens(model, row.prompt)
+            for what, token in (("Target", row.target), ("Foil", row.foil)):
+                if token:
+                    token_id(model, token, what)
+        except LmttError as e:
+            raise BatchError(f"Prompt {i} (row {i + 1}) of the file: {e}") from None
 
 
 def _state_path(folder: Path, shard: tuple[int, int]) -> Path:
@@ -168,14 +201,16 @@ def run_batch(
     prompts_file, folder = Path(prompts_file), Path(out)
     rows = read_prompt_file(prompts_file)
     mine = list(range(shard[0], len(rows), shard[1]))
+    check_rows(model, rows, mine)  # a bad row is refused before any work, not mid-job
     locks = folder / "locks" / f"shard-{shard[0]}-of-{shard[1]}"
     locks.mkdir(parents=True, exist_ok=True)
     with FolderLock(locks):  # shards of one folder run side by side; a shard runs once
-        want = _manifest(model, prompts_file, len(rows), settings)
-        if (folder / MANIFEST).exists():
-            _check_same_job(folder, want)
-        else:
-            write_manifest(folder / MANIFEST, want)
+        with _manifest_lock(folder):  # one shard at a time checks or writes the manifest
+            want = _manifest(model, prompts_file, len(rows), settings) | {"shards": shard[1]}
+            if (folder / MANIFEST).exists():
+                _check_same_job(folder, want)
+            else:
+                write_manifest(folder / MANIFEST, want)
         state = _state_path(folder, shard)
         done = _done_chunks(state)
         chunks = [
@@ -232,7 +267,8 @@ def run_batch_on_ray(
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=cpus_per_task)(_batch_shard)
+        gpus = 1 if str(device).startswith("cuda") else 0  # else Ray hides the GPU
+        task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus)(_batch_shard)
         futures = [task.remote(model_spec, device, str(Path(prompts_file).resolve()),
                                str(Path(out).resolve()), settings, (i, n_shards))
                    for i in range(n_shards)]  # fmt: skip

@@ -139,8 +139,9 @@ def _edge_legend(graph: RouteGraph, effects) -> list[go.Scatter]:
     else:
         kinds = dict.fromkeys(e.kind for e in graph.edges)
         entries = [(EDGE_COLOUR[k], EDGE_NAMES[k]) for k in kinds]
-        if any(e.weight < 0 for e in graph.edges):
-            entries.append((NEGATIVE, "against the prediction"))
+        if any(e.weight < 0 for e in graph.edges):  # a diff's negative: A leans on it more
+            against = "A leans on it more" if graph.score == "diff" else "against the prediction"
+            entries.append((NEGATIVE, against))
     return [
         go.Scatter(
             x=[None],

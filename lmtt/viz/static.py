@@ -67,8 +67,12 @@ def model_view_static(trace: Trace) -> Figure:
     return fig
 
 
-def head_view_static(trace: Trace, layer: int, heads: list[int] | None = None) -> Figure:
-    trace.check(layer)
+def head_view_static(
+    trace: Trace, layer: int, heads: list[int] | None = None, token: int | None = None
+) -> Figure:
+    """The head view as a figure: ``heads`` (default all), only query ``token``'s lines if
+    given (as ``head_view_svg``)."""
+    trace.check(layer, position=token)
     heads = list(range(trace.n_heads)) if heads is None else heads
     T = trace.n_tokens
     fig = Figure(figsize=(5, 0.3 * T + 1))
@@ -77,6 +81,8 @@ def head_view_static(trace: Trace, layer: int, heads: list[int] | None = None) -
         trace.check(layer, h)
         p = trace.pattern(layer)[h]
         for q, k in (p > 0.01).nonzero().tolist():
+            if token is not None and q != token:
+                continue
             w = float(p[q, k])
             ax.plot([0, 1], [q, k], color=head_colour(h), alpha=w, linewidth=0.5 + 2.5 * w)
     for i, s in enumerate(trace.token_strs):

@@ -129,3 +129,15 @@ def test_ray_shards_equal_the_single_run(gpt2_folder, gpt2_model, prompt_file, t
         a = _sorted(ray.sql(f"SELECT * FROM {table}"), *keys)
         b = _sorted(single.sql(f"SELECT * FROM {table}"), *keys)
         assert len(a) == len(b) and (a[list(keys)] == b[list(keys)]).all().all()
+
+
+def test_another_shard_count_or_a_bad_row_is_refused_before_any_work(gpt2_model, prompt_file,
+                                                                     tmp_path):  # fmt: skip
+    folder = run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS, progress=False)
+    with pytest.raises(BatchError, match="another shards"):  # 0/2 would count prompts twice
+        run_batch(gpt2_model, prompt_file, folder, SETTINGS, shard=(0, 2), progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"prompt": "also fine", "target": "not one token"}\n')
+    with pytest.raises(BatchError, match=r"Prompt 1 \(row 2\)"):
+        run_batch(gpt2_model, bad, tmp_path / "c", SETTINGS, progress=False)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.parquet"))

@@ -195,7 +195,6 @@ def test_two_browser_sessions_at_once_see_their_own_prompts(server):
             pages[n].get_by_role("slider").first.input_value() for n in ("king", "romeo")
         )  # fmt: skip (an <input type="range">)
         assert float(king) == 0.04 and float(romeo) > 0.04  # only romeo's threshold moved
-        assert "threshold=0.04" not in pages["romeo"].url
         browser.close()
 
 
@@ -273,7 +272,7 @@ def test_an_edge_and_its_panel_side_by_side_at_1440x900(server):
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"{server}/?prompt={quote(prompt)}&score=proximity&sel={quote(edge.id)}")
         _wait_title(page, "Routes to position")
-        heading = page.get_by_text("Attention block L").first
+        heading = page.locator("strong", has_text="Attention edge").first  # its own tab
         heading.wait_for(timeout=60_000)
         _wait_idle(page)
         graph = page.locator(".stPlotlyChart").first.bounding_box()

@@ -70,7 +70,7 @@ def _head_view(trace: Trace, layer: int, head: int, query: int) -> None:
     downloads(
         "head view",
         "head_view",
-        lambda: static.head_view_static(trace, layer),
+        lambda: static.head_view_static(trace, layer, heads, token),
         lambda: head_view_svg(trace, layer, heads, token),
     )
 

@@ -41,7 +41,7 @@ def head_panel(catalogue: HeadCatalogue, name: str, metric: str, model_key, mode
         token_heatmap(
             trace.pattern(layer)[head].numpy(),
             list(trace.token_strs),
-            f"{name}'s attention on {what} where its {metric} is highest",
+            f"{name}'s attention on {what.format(metric=metric)}",
         ),  # fmt: skip
         key="head_pattern",
     )

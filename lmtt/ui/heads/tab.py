@@ -3,6 +3,8 @@ a click (or the picker) opens the head (lmtt.ui.heads.head_panel)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from lmtt.config import example_prompts
@@ -35,7 +37,8 @@ def _with_batch(catalogue, model):
         summary = batch.head_summary()
     except LmttError:
         return catalogue  # the Batch tab says what is wrong with the folder
-    st.caption(f"Route importance from the batch in {folder} ({len(summary)} heads).")
+    name = Path(folder).name  # not the server's path (hosted mode shows names only)
+    st.caption(f"Route importance from the batch {name} ({len(summary)} heads).")
     return catalogue.with_batch(summary)
 
 
