@@ -58,33 +58,51 @@ def need_chromium() -> None:
                     "set-up), or leave the browser tests out with -m 'not browser'")  # fmt: skip
 
 
+WAIT = {"ms": 60_000}  # every wait's timeout: set from a measured baseline (the fixture)
+
+
+def _measure_baseline() -> None:
+    """Scale the waits to this machine's speed now: 300 times a demo-model trace of a fixed
+    prompt, never under 60 s (a busy machine gets longer waits, a quiet one the floor)."""
+    from lmtt.models import load_model
+    from lmtt.models.catalog import load_model_catalog
+    from lmtt.models.trace import run_trace
+
+    model = load_model(load_model_catalog().default, device="cpu")
+    run_trace(model, "First Citizen: Before we proceed")  # warm
+    start = time.perf_counter()
+    run_trace(model, "First Citizen: Before we proceed any further, hear me speak.")
+    WAIT["ms"] = int(max(60_000, 300 * 1000 * (time.perf_counter() - start)))
+
+
 @pytest.fixture(scope="module")
 def server(context_index):
     need_chromium()
+    _measure_baseline()
     with app_server({"LMTT_CONTEXT_INDEX": str(context_index)}) as (url, _):
         yield url
 
 
-def _wait_title(page, text: str, timeout_ms: int = 120_000) -> None:
+def _wait_title(page, text: str) -> None:
     """Wait for the route graph's title (SVG text) to contain ``text``."""
     page.wait_for_function(
         "t => [...document.querySelectorAll('.gtitle')].some(e => e.textContent.includes(t))",
         arg=text,
-        timeout=timeout_ms,
+        timeout=2 * WAIT["ms"],  # a cold first run
     )
 
 
-def _wait_idle(page, timeout_ms: int = 60_000) -> None:
+def _wait_idle(page) -> None:
     """Wait until Streamlit finished the current run (its status widget is gone)."""
     page.wait_for_timeout(150)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT["ms"]
     )
 
 
 def _download(page, button: str, starts: bytes) -> None:
     """Click a download button and check the file's first bytes (PNG magic or an SVG tag)."""
-    with page.expect_download(timeout=60_000) as download:
+    with page.expect_download(timeout=WAIT["ms"]) as download:
         page.get_by_role("button", name=button).click()
     data = Path(download.value.path()).read_bytes()
     assert starts in data[:400], (button, data[:80])
@@ -95,7 +113,7 @@ def _click_subplot(page, layer: int, head: int, n_heads: int) -> None:
     n = layer * n_heads + head + 1
     axis = "xy" if n == 1 else f"x{n}y{n}"
     drag = page.locator(f".stPlotlyChart .draglayer .{axis} .nsewdrag").first
-    drag.wait_for(timeout=60_000)
+    drag.wait_for(timeout=WAIT["ms"])
     box = drag.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
@@ -130,17 +148,17 @@ def test_prompt_click_node_shows_lens(server):
         # The last node trace holds the block outputs; the first of its points is a residual
         # node on the routes. Clicking it selects it and opens its panel.
         points = page.locator(".scatterlayer .trace").last.locator(".points path")
-        points.last.wait_for(state="visible", timeout=60_000)  # the chart is drawn again
+        points.last.wait_for(state="visible", timeout=WAIT["ms"])  # the chart is drawn again
         points.last.click(force=True)
-        page.get_by_text("Residual state").first.wait_for(timeout=60_000)
+        page.get_by_text("Residual state").first.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         panel_text = page.locator("[data-testid='stMain']").inner_text()
         assert "Logit lens" in panel_text
         grid = page.locator("[data-testid='stDataFrame']").first
-        grid.wait_for(timeout=30_000)
+        grid.wait_for(timeout=WAIT["ms"])
         page.screenshot(path=str(OUTPUT / "app-browser.png"), full_page=False)
         cell = "[data-testid='stDataFrame'] [role='gridcell']"
-        page.locator(cell).first.wait_for(state="attached", timeout=30_000)
+        page.locator(cell).first.wait_for(state="attached", timeout=WAIT["ms"])
         # The grid is drawn on a canvas; its accessible table holds the same text.
         cells = page.evaluate(
             f'() => [...document.querySelectorAll("{cell}")].map(e => e.textContent)'
@@ -211,7 +229,7 @@ def test_every_attention_tab_opens_and_renders(server):
         page.get_by_role("tab", name="Attention").click()
         _wait_idle(page)
         head_view = page.frame_locator("iframe").first.locator("svg.lmtt-head-view")
-        head_view.wait_for(timeout=60_000)
+        head_view.wait_for(timeout=WAIT["ms"])
         every = head_view.locator("line").count()
         shown = head_view.locator("line:not([style*='display: none'])").count()
         assert 0 < shown < every  # the picked head (0) at the picked query only
@@ -225,26 +243,26 @@ def test_every_attention_tab_opens_and_renders(server):
         ):
             page.get_by_text(view, exact=True).click()
             _wait_idle(page)
-            page.get_by_text(marker).first.wait_for(timeout=60_000)
+            page.get_by_text(marker).first.wait_for(timeout=WAIT["ms"])
             if view == "model view":  # clicking a small heatmap opens it large
                 _click_subplot(page, layer=2, head=3, n_heads=8)
-                page.get_by_text("L2 H3 attention").first.wait_for(timeout=60_000)
+                page.get_by_text("L2 H3 attention").first.wait_for(timeout=WAIT["ms"])
                 _wait_idle(page)
             page.screenshot(path=str(OUTPUT / f"tab-{view.split()[0].replace('·', '')}.png"))
             label = {"model view": "model view", "q·k breakdown": "q·k"}.get(view, view)
             _download(page, f"{label} PNG", b"\x89PNG")  # exports are drawn only when clicked
             _download(page, f"{label} SVG", b"<svg")
         page.get_by_role("tab", name="Heads").click()  # the head catalogue of the demo model
-        page.get_by_text("Head L").first.wait_for(timeout=60_000)
+        page.get_by_text("Head L").first.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         assert page.locator(".scatterlayer .point").count() >= 32  # every head, 4 x 8
         page.screenshot(path=str(OUTPUT / "tab-heads.png"), full_page=True)
         page.get_by_role("tab", name="Masked LM").click()  # the GPT has no MLM head: the demo MLM
-        page.get_by_text("lmtt-demo-mlm").first.wait_for(timeout=60_000)
+        page.get_by_text("lmtt-demo-mlm").first.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         page.screenshot(path=str(OUTPUT / "tab-masked-lm.png"))
         page.get_by_role("tab", name="Context search").click()  # LMTT_CONTEXT_INDEX is set
-        page.get_by_text("UPOS of the 50 matches").first.wait_for(timeout=60_000)
+        page.get_by_text("UPOS of the 50 matches").first.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         page.screenshot(path=str(OUTPUT / "tab-context-search.png"), full_page=True)
         _download(page, "histograms PNG", b"\x89PNG")
@@ -273,7 +291,7 @@ def test_an_edge_and_its_panel_side_by_side_at_1440x900(server):
         page.goto(f"{server}/?prompt={quote(prompt)}&score=proximity&sel={quote(edge.id)}")
         _wait_title(page, "Routes to position")
         heading = page.locator("strong", has_text="Attention edge").first  # its own tab
-        heading.wait_for(timeout=60_000)
+        heading.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         graph = page.locator(".stPlotlyChart").first.bounding_box()
         panel = heading.bounding_box()
