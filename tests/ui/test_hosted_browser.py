@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from lmtt.ui.launch import app_server
-from tests.ui.test_browser import CHROMIUM, FLAGS, ROOT, _wait_idle, need_chromium
+from tests.ui.test_browser import (
+    CHROMIUM,
+    FLAGS,
+    ROOT,
+    WAIT,
+    _measure_baseline,
+    _wait_idle,
+    need_chromium,
+)
 
 pytestmark = pytest.mark.slow
 SECRET = "TOPSECRET-4242 the server's private notes"
@@ -21,6 +29,7 @@ CEILING_MB = 1400  # README, "Hosting lmtt": the demo model with cache_mb 256
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory):
     need_chromium()
+    _measure_baseline()  # the waits scale with this machine's speed now
     root = tmp_path_factory.mktemp("hosted")
     (root / "data" / "plays").mkdir(parents=True)
     (root / "data" / "plays" / "lines.txt").write_text(
@@ -46,7 +55,7 @@ def page(hosted):
 
 
 def _alerts(page) -> list[str]:
-    page.locator("[data-testid='stAlert']").first.wait_for(timeout=60_000)
+    page.locator("[data-testid='stAlert']").first.wait_for(timeout=WAIT["ms"])
     return page.locator("[data-testid='stAlert']").all_inner_texts()
 
 
@@ -61,7 +70,7 @@ def test_models_come_only_from_the_allow_list(hosted, page):
     shown = []
     for spec in (str(root / "private"), str(root / "no-such-folder")):
         page.goto(f"{url}/?model={quote(spec)}")
-        page.get_by_text("This server offers only").first.wait_for(timeout=60_000)
+        page.get_by_text("This server offers only").first.wait_for(timeout=WAIT["ms"])
         _wait_idle(page)
         refusals = [a for a in _alerts(page) if "This server offers only" in a]
         assert len(refusals) == 1
@@ -87,7 +96,7 @@ def test_a_corpus_comes_only_from_the_offered_list(hosted, page):
     assert "plays" in offered and not any("private" in o or "notes" in o for o in offered)
     page.get_by_role("option", name="plays").click()
     _wait_idle(page)
-    page.get_by_text("Queries and keys of L0 H0").first.wait_for(timeout=60_000)
+    page.get_by_text("Queries and keys of L0 H0").first.wait_for(timeout=WAIT["ms"])
     assert SECRET not in page.content()
 
 
@@ -98,12 +107,14 @@ def test_prompt_and_upload_caps(hosted, page, tmp_path):
     box = page.get_by_label("prompt", exact=True)
     box.fill("x" * 301)
     box.press("Control+Enter")
-    page.get_by_text("this server takes at most 300").first.wait_for(timeout=60_000)
+    page.get_by_text("this server takes at most 300").first.wait_for(timeout=WAIT["ms"])
     assert any("301 characters; this server takes at most 300" in a for a in _alerts(page))
     big = tmp_path / "prompts.txt"
     big.write_text("a prompt on every line\n" * 300)  # 6,900 bytes
     page.locator("[data-testid='stSidebar'] input[type=file]").set_input_files(str(big))
-    page.get_by_text("this server takes uploads of at most 2,000 bytes").wait_for(timeout=60_000)
+    page.get_by_text("this server takes uploads of at most 2,000 bytes").wait_for(
+        timeout=WAIT["ms"]
+    )
     assert any("this server takes uploads of at most 2,000 bytes" in a for a in _alerts(page))
 
 
@@ -119,12 +130,12 @@ def test_runs_per_visitor_per_minute(hosted, page):
         box.press("Control+Enter")
         page.wait_for_function(  # the run reached the routes: its prompt is in the URL
             "i => decodeURIComponent(location.search.replace(/[+]/g, ' ')).includes(i)",
-            arg=f"citizen number {i} spoke", timeout=60_000,
+            arg=f"citizen number {i} spoke", timeout=WAIT["ms"],
         )  # fmt: skip
         _wait_idle(page)
     box.fill("One prompt too many for this minute")
     box.press("Control+Enter")
-    page.get_by_text("runs in the last minute").first.wait_for(timeout=60_000)
+    page.get_by_text("runs in the last minute").first.wait_for(timeout=WAIT["ms"])
     assert any("the limit on this server; wait" in a for a in _alerts(page))
 
 
