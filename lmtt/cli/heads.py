@@ -11,22 +11,14 @@ from lmtt.cli import common
 
 
 def _prompts(path: str | None) -> list[str]:
-    """One prompt per line of a UTF-8 file, or the example prompts."""
+    """The prompts of a prompt file (lmtt.corpus.prompt_files), or the example prompts."""
     if path is None:
         from lmtt.config import example_prompts
 
         return example_prompts()
-    from lmtt.errors import PromptError
+    from lmtt.corpus.prompt_files import read_prompt_file
 
-    file = Path(path)
-    if not file.is_file():
-        raise PromptError(
-            f"--prompts {file} is not a file: pass a UTF-8 text file, one prompt a line."
-        )
-    try:
-        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as e:
-        raise PromptError(f"--prompts {file} is not UTF-8 text (byte {e.start}).") from None
+    return [row.prompt for row in read_prompt_file(path)]
 
 
 def cmd_heads(args) -> int:
@@ -88,7 +80,8 @@ def add_commands(sub) -> None:
     p = common.command(sub, "heads", "the head catalogue: previous-token, induction, "
                        "duplicate-token, first-token heads and entropy", cmd_heads)  # fmt: skip
     p.add_argument("--prompts", default=None, metavar="FILE",
-                   help="one prompt per line (default: the example prompts)")  # fmt: skip
+                   help=".txt (one prompt a line), or .jsonl/.csv with 'prompt' (default: "
+                   "the example prompts)")  # fmt: skip
     p.add_argument(
         "--random",
         type=common.count(1),

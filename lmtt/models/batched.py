@@ -10,19 +10,11 @@ encoder attends both ways, so its prompts are traced one at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 
 import torch
 
 from lmtt.models.capture import capture
-from lmtt.models.trace import (
-    Trace,
-    _check_finite,
-    _check_kinds,
-    prepare_tokens,
-    route_kinds,
-    run_trace,
-)
+from lmtt.models.trace import Trace, complete_wanted, prepare_tokens, record, route_kinds, run_trace
 
 TWO_POSITION_KINDS = frozenset(("pattern",))  # [H, T, T]: both position axes are cut
 
@@ -43,25 +35,19 @@ def run_traces(model, prompts: Sequence, capture_kinds=None) -> list[Trace]:
     if unsupported:
         raise ValueError(f"run_traces cannot cut {sorted(unsupported)}: trace one at a time")
     L = model.dims.n_layers
-    wanted = {(kind, layer) for kind in kinds for layer in range(L)}
-    wanted |= {("resid_pre", 0), ("resid_post", L - 1)}
-    _check_kinds(model, frozenset(kind for kind, _ in wanted))
-    if "final_scale" in model.family.capturable:
-        wanted.add(("final_scale", L - 1))
+    wanted = complete_wanted(model, {(kind, layer) for kind in kinds for layer in range(L)})
     tokens = [prepare_tokens(model, p) for p in prompts]
     lengths = [len(t) for t in tokens]
     batch = torch.zeros(len(tokens), max(lengths), dtype=torch.long)  # right padding
     for row, t in enumerate(tokens):
         batch[row, : len(t)] = t
     logits, acts = capture(model, batch, wanted)
-    traces = []
-    for row, (t, n) in enumerate(zip(tokens, lengths, strict=True)):
-        mine = {key: _cut(key[0], value[row], n) for key, value in acts.items()}
-        _check_finite(mine, logits[row, :n], L)
-        traces.append(Trace(
-            model_name=model.name, family=model.family, dims=model.dims,
-            weights=model.weights, tokens=t, token_strs=tuple(model.token_strings(t)),
-            logits=logits[row, :n].contiguous(), vocab=model.vocab,
-            activations=MappingProxyType(mine),
-        ))  # fmt: skip
-    return traces
+    return [
+        record(
+            model,
+            t,
+            logits[row, :n].contiguous(),
+            {key: _cut(key[0], value[row], n) for key, value in acts.items()},
+        )  # fmt: skip
+        for row, (t, n) in enumerate(zip(tokens, lengths, strict=True))
+    ]

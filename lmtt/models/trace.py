@@ -332,15 +332,28 @@ def trace_activations(
     model, prompt: str | bytes | Sequence[int] | torch.Tensor, wanted: Iterable[tuple[str, int]]
 ) -> Trace:
     """Like :func:`run_trace`, with the activations named one by one as (kind, layer)."""
+    wanted = complete_wanted(model, wanted)
+    tokens = prepare_tokens(model, prompt)
+    logits, acts = _capture_one(model, tokens, wanted)
+    return record(model, tokens, logits, acts)
+
+
+def complete_wanted(model, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The activations asked for (their kinds checked), plus what every trace keeps: the
+    embedding, the last residual and the final norm's scale."""
     wanted = set(wanted)
     _check_kinds(model, frozenset(kind for kind, _ in wanted))
-    tokens = prepare_tokens(model, prompt)
     L = model.dims.n_layers
     wanted |= {("resid_pre", 0), ("resid_post", L - 1)}
     if "final_scale" in model.family.capturable:
         wanted.add(("final_scale", L - 1))
-    logits, acts = _capture_one(model, tokens, wanted)
-    _check_finite(acts, logits, L)
+    return wanted
+
+
+def record(model, tokens: torch.Tensor, logits: torch.Tensor, acts: dict) -> Trace:
+    """The :class:`Trace` of one prompt's tokens [T], logits [T, V] and activations (refused
+    if any block's output is NaN or infinite)."""
+    _check_finite(acts, logits, model.dims.n_layers)
     return Trace(
         model_name=model.name,
         family=model.family,

@@ -1,25 +1,19 @@
 """scripts/train_demo_mlm.py: bad input refused before any work; a run stopped and resumed
 gives the same weights as one run straight through."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.scripts.loading import load_script
+
 TINY = ["--layers", "1", "--d-model", "32", "--d-mlp", "64", "--heads", "2", "--n-ctx", "32"]
 TINY += ["--vocab-size", "300", "--batch-size", "4", "--steps", "6", "--eval-every", "3"]
 
 
 @pytest.fixture(scope="module")
 def train():
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location("train_demo_mlm", SCRIPTS / "train_demo_mlm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_demo_mlm")
 
 
 def test_missing_text(train, tmp_path):

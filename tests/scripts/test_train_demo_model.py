@@ -1,20 +1,15 @@
 """scripts/train_demo_model.py refuses bad input before doing any work."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_demo_model.py"
+from tests.scripts.loading import load_script
 
 
 @pytest.fixture(scope="module")
 def train():
-    spec = importlib.util.spec_from_file_location("train_demo_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_demo_model")
 
 
 def test_missing_corpus(train, tmp_path):
