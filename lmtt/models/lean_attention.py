@@ -1,6 +1,7 @@
 """Attention without its T x T tensors, for captures that do not read the pattern.
 
-TransformerLens's bridge rebuilds GPT-2-style joint-QKV attention eagerly: it materialises
+TransformerLens's bridge rebuilds attention eagerly (GPT-2's joint QKV here, the rotary
+attention of Llama-style models in :mod:`lmtt.models.lean_rotary`): it materialises
 the scores and the pattern ([B, H, T, T] each, 805 MB apiece per layer at T = 4096) so that
 hooks can read them, and keeps each layer's pattern on the module after the forward. A route
 trace reads neither (it keeps the queries and keys and computes pattern rows when asked), so
@@ -22,6 +23,12 @@ import torch
 from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
     JointQKVAttentionBridge,
 )
+from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
+    PositionEmbeddingsAttentionBridge,
+)
+
+from lmtt.models.fused_attention import fused_attention, fused_mask
+from lmtt.models.lean_rotary import lean_rotary_forward
 
 PATTERN_KINDS = frozenset(("pattern",))  # kinds only the eager computation gives
 
@@ -36,20 +43,6 @@ def _scale(attn) -> float:
     ):
         scale /= float(attn._layer_idx + 1)
     return scale
-
-
-def _mask(attn, kwargs: dict, seq: int):
-    """The attention mask as the fused kernel takes it: None (causal by the kernel), a
-    Hugging Face 4D [B, 1, T, T] mask (additive float or boolean, causality included), or
-    False when the mask has another form (the bridge's own computation handles it)."""
-    mask = kwargs.get("attention_mask")
-    if mask is None:
-        return None
-    if mask.ndim != 4 or tuple(mask.shape[-2:]) != (seq, seq):
-        return False
-    if mask.dtype == torch.bool:
-        return mask
-    return attn._normalize_compatibility_mask_sentinel(mask)
 
 
 def _can_be_lean(attn, kwargs: dict) -> bool:
@@ -69,18 +62,10 @@ def _lean_forward(attn, original):
         n_heads = attn.config.n_heads
         n_kv = getattr(attn.config, "n_key_value_heads", None) or n_heads
         q4, k4, v4, batch, seq, head_dim = attn._reshape_qkv_to_heads(q, k, v, n_heads, n_kv)
-        mask = _mask(attn, kwargs, seq)
+        mask = fused_mask(attn, kwargs, seq)
         if mask is False or k4.shape[-2] != seq:
             return original(q, k, v, **kwargs)
-        if n_kv != n_heads:
-            k4 = k4.repeat_interleave(n_heads // n_kv, dim=1)
-            v4 = v4.repeat_interleave(n_heads // n_kv, dim=1)
-        causal = mask is None and bool(attn.is_causal) and not attn.is_cross_attention
-        if mask is not None and mask.dtype != torch.bool:
-            mask = mask.to(q4.dtype)
-        z = torch.nn.functional.scaled_dot_product_attention(
-            q4, k4, v4, attn_mask=mask, is_causal=causal, scale=_scale(attn)
-        )
+        z = fused_attention(attn, q4, k4, v4, mask, _scale(attn))
         z = attn._reshape_attn_output(z, batch, seq, n_heads, head_dim)
         return (attn._apply_output_projection(z), None)
 
@@ -95,21 +80,28 @@ def wants_pattern(kinds) -> bool:
 @contextmanager
 def lean_attention(bridge, enabled: bool) -> Iterator[int]:
     """Within the block (if ``enabled``: nothing reads the pattern), the bridge's exact-class
-    joint-QKV attention modules use the fused kernel; yields how many were made lean. Every
-    module is restored (and its kept pattern dropped) on exit. Call it under the model's
+    joint-QKV (GPT-2) and rotary (Llama-style) attention modules use the fused kernel;
+    yields how many were made lean. Every module is restored (and its kept pattern dropped)
+    on exit. Call it under the model's
     lock: it changes the shared modules for the length of one forward pass."""
-    lean = []
+    lean = []  # (module, the attribute shadowed on it)
     if enabled:
         for block in bridge.blocks:
             attn = getattr(block, "attn", None)
+            # on the instance's own dict: the bridge passes other attributes to the HF module
             if type(attn) is JointQKVAttentionBridge:
-                attn._reconstruct_attention = _lean_forward(attn, attn._reconstruct_attention)
-                lean.append(attn)
+                vars(attn)["_reconstruct_attention"] = _lean_forward(
+                    attn, attn._reconstruct_attention
+                )
+                lean.append((attn, "_reconstruct_attention"))
+            elif type(attn) is PositionEmbeddingsAttentionBridge:
+                vars(attn)["forward"] = lean_rotary_forward(attn, attn.forward)
+                lean.append((attn, "forward"))
     try:
         yield len(lean)
     finally:
-        for attn in lean:
-            del attn._reconstruct_attention  # the class's method again
+        for attn, name in lean:
+            del vars(attn)[name]  # the class's method again
         for block in bridge.blocks:
             if getattr(block, "attn", None) is not None and hasattr(block.attn, "_pattern"):
                 block.attn._pattern = None  # the bridge keeps the last pattern: let it go

@@ -13,7 +13,7 @@ from lmtt.flow import decompose
 from lmtt.flow.graph import build_graph, routes
 from lmtt.flow.lens import lens_logits
 from lmtt.models import load_model
-from lmtt.models.trace import run_trace
+from lmtt.models.trace import route_kinds, run_trace
 from lmtt.testing import make_tiny_model
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -143,3 +143,16 @@ def test_a_sliding_window_keeps_the_models_own_pattern(tmp_path):
     assert far.abs().max() == 0  # nothing beyond the window
     full = build_graph(trace)
     assert routes(trace, None, 0.05) == full.prune(None, 0.05)
+
+
+def test_a_lean_route_trace_equals_the_eager_one(family_model):
+    """Route traces run attention through the fused kernel where nothing reads the pattern
+    (lmtt.models.lean_attention); the activations equal the bridge's eager ones."""
+    arch, _, model = family_model
+    lean = run_trace(model, PROMPT)
+    eager = run_trace(model, PROMPT, capture=route_kinds(model) | {"pattern"})
+    torch.testing.assert_close(lean.logits, eager.logits, atol=1e-4, rtol=1e-5)
+    for key, got in lean.activations.items():
+        want = eager.activations[key]
+        scale = want.abs().max().clamp_min(1e-6)
+        assert (got - want).abs().max() / scale < 1e-5, (arch, key)

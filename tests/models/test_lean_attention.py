@@ -1,13 +1,19 @@
-"""Lean attention (lmtt.models.lean_attention): a capture that does not read the pattern runs
-GPT-2's attention through the fused kernel, with no T x T tensor, and gets the same
-activations as the bridge's eager attention."""
+"""Lean attention (lmtt.models.lean_attention, lean_rotary): a capture that does not read the
+pattern runs GPT-2's and Llama's attention through the fused kernel, with no T x T tensor,
+and gets the same activations as the bridge's eager attention (every family:
+tests/models/test_every_family.py)."""
 
 import pytest
 import torch
 from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
     JointQKVAttentionBridge,
 )
+from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
+    PositionEmbeddingsAttentionBridge,
+)
 
+from lmtt.models.lean_attention import lean_attention
+from lmtt.models.lean_rotary import can_be_lean
 from lmtt.models.trace import route_kinds, run_trace
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -41,3 +47,38 @@ def test_modules_are_restored_and_keep_no_pattern(gpt2_model):
     for block in gpt2_model.bridge.blocks:
         assert "_reconstruct_attention" not in vars(block.attn)  # the class's method
         assert block.attn._pattern is None  # the bridge's kept pattern was let go
+
+
+def test_a_llama_route_trace_never_builds_the_pattern(llama_model, monkeypatch):
+    def eager(*args, **kwargs):
+        raise AssertionError("the eager pattern was computed")
+
+    monkeypatch.setattr(PositionEmbeddingsAttentionBridge, "_masked_softmax", eager)
+    trace = run_trace(llama_model, PROMPT)
+    assert trace.layers("pattern") == () and trace.layers("q") == (0, 1, 2)
+    with pytest.raises(AssertionError, match="eager pattern"):
+        run_trace(llama_model, PROMPT, capture={"pattern"})
+
+
+def test_llama_modules_are_restored(llama_model):
+    with lean_attention(llama_model.bridge, True) as n_lean:
+        assert n_lean == 3 and all("forward" in vars(b.attn) for b in llama_model.bridge.blocks)
+    for block in llama_model.bridge.blocks:
+        assert "forward" not in vars(block.attn)  # the class's forward again
+        assert "forward" not in vars(block.attn.original_component)  # the HF module untouched
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{"past_key_values": object()}, {"layer_past": object()}],
+    ids=["kv-cache", "layer-past"],
+)
+def test_a_cached_call_keeps_the_bridges_forward(llama_model, variant):
+    attn = llama_model.bridge.blocks[0].attn
+    assert can_be_lean(attn, {}) and not can_be_lean(attn, variant)
+
+
+def test_soft_capping_keeps_the_bridges_forward(llama_model, monkeypatch):
+    attn = llama_model.bridge.blocks[0].attn
+    monkeypatch.setattr(attn.original_component, "attn_logit_softcapping", 50.0, raising=False)
+    assert not can_be_lean(attn, {})

@@ -1,0 +1,41 @@
+"""softmax(q k^T * scale) v through PyTorch's fused kernel, with the bridge's masks.
+
+Shared by the lean attention paths (:mod:`lmtt.models.lean_attention`,
+:mod:`lmtt.models.lean_rotary`): the mask as the fused kernel takes it, and the kernel call
+with grouped key heads repeated.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def fused_mask(attn, kwargs: dict, seq: int):
+    """The attention mask as the fused kernel takes it: None (causal by the kernel), a
+    Hugging Face 4D [B, 1, T, T] mask (additive float or boolean, causality included), or
+    False when the mask has another form (the bridge's own computation handles it)."""
+    mask = kwargs.get("attention_mask")
+    if mask is None:
+        return None
+    if mask.ndim != 4 or tuple(mask.shape[-2:]) != (seq, seq):
+        return False
+    if mask.dtype == torch.bool:
+        return mask
+    return attn._normalize_compatibility_mask_sentinel(mask)
+
+
+def fused_attention(
+    attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask, scale: float
+) -> torch.Tensor:
+    """z [B, H, T, d_head] from q [B, H, T, d_head] and k, v [B, H_kv, T, d_head] under
+    ``mask`` (from :func:`fused_mask`; None: causal where the module is)."""
+    n_heads, n_kv = q.shape[1], k.shape[1]
+    if n_kv != n_heads:
+        k = k.repeat_interleave(n_heads // n_kv, dim=1)
+        v = v.repeat_interleave(n_heads // n_kv, dim=1)
+    causal = mask is None and bool(attn.is_causal) and not attn.is_cross_attention
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(q.dtype)
+    return torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=causal, scale=scale
+    )
