@@ -23,12 +23,15 @@ import torch
 from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
     JointQKVAttentionBridge,
 )
+from transformer_lens.model_bridge.generalized_components.joint_qkv_position_embeddings_attention import (  # noqa: E501
+    JointQKVPositionEmbeddingsAttentionBridge,
+)
 from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
     PositionEmbeddingsAttentionBridge,
 )
 
 from lmtt.models.fused_attention import fused_attention, fused_mask
-from lmtt.models.lean_rotary import lean_rotary_forward
+from lmtt.models.lean_rotary import joint_rotary_reconstruct, lean_rotary_forward
 
 PATTERN_KINDS = frozenset(("pattern",))  # kinds only the eager computation gives
 
@@ -77,30 +80,41 @@ def wants_pattern(kinds) -> bool:
     return bool(PATTERN_KINDS & set(kinds))
 
 
+def _shadow(attn, enabled: bool) -> str | None:
+    """Shadow one attention module's method for this pass, on the instance's own dict (the
+    bridge passes other attributes on to the HF module): the attribute's name, or None."""
+    kind = type(attn)
+    if kind is JointQKVPositionEmbeddingsAttentionBridge:  # lean or not: it fires rotated q, k
+        method = joint_rotary_reconstruct(attn, attn._reconstruct_attention, enabled)
+        vars(attn)["_reconstruct_attention"] = method
+        return "_reconstruct_attention"
+    if enabled and kind is JointQKVAttentionBridge:
+        vars(attn)["_reconstruct_attention"] = _lean_forward(attn, attn._reconstruct_attention)
+        return "_reconstruct_attention"
+    if enabled and kind is PositionEmbeddingsAttentionBridge:
+        vars(attn)["forward"] = lean_rotary_forward(attn, attn.forward)
+        return "forward"
+    return None
+
+
 @contextmanager
 def lean_attention(bridge, enabled: bool) -> Iterator[int]:
     """Within the block (if ``enabled``: nothing reads the pattern), the bridge's exact-class
-    joint-QKV (GPT-2) and rotary (Llama-style) attention modules use the fused kernel;
-    yields how many were made lean. Every module is restored (and its kept pattern dropped)
-    on exit. Call it under the model's
-    lock: it changes the shared modules for the length of one forward pass."""
-    lean = []  # (module, the attribute shadowed on it)
-    if enabled:
-        for block in bridge.blocks:
-            attn = getattr(block, "attn", None)
-            # on the instance's own dict: the bridge passes other attributes to the HF module
-            if type(attn) is JointQKVAttentionBridge:
-                vars(attn)["_reconstruct_attention"] = _lean_forward(
-                    attn, attn._reconstruct_attention
-                )
-                lean.append((attn, "_reconstruct_attention"))
-            elif type(attn) is PositionEmbeddingsAttentionBridge:
-                vars(attn)["forward"] = lean_rotary_forward(attn, attn.forward)
-                lean.append((attn, "forward"))
+    joint-QKV (GPT-2) and rotary (Llama-style, joint-QKV rotary) attention modules use the
+    fused kernel; joint-QKV rotary modules (GPT-NeoX, Falcon, Phi-3) also fire their
+    rotated-q/k hooks, lean or not. Yields how many modules were changed; every one is
+    restored (and its kept pattern dropped) on exit. Call it under the model's lock: it
+    changes the shared modules for the length of one forward pass."""
+    shadowed = []  # (module, the attribute shadowed on it)
+    for block in bridge.blocks:
+        attn = getattr(block, "attn", None)
+        name = _shadow(attn, enabled) if attn is not None else None
+        if name is not None:
+            shadowed.append((attn, name))
     try:
-        yield len(lean)
+        yield len(shadowed)
     finally:
-        for attn, name in lean:
+        for attn, name in shadowed:
             del vars(attn)[name]  # the class's method again
         for block in bridge.blocks:
             if getattr(block, "attn", None) is not None and hasattr(block.attn, "_pattern"):

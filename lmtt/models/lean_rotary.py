@@ -131,3 +131,48 @@ def lean_rotary_forward(attn, original):
         return attn.hook_out(attn.o(z)), None
 
     return forward
+
+
+def _eager_attention(attn, q, k, v, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bridge's own scores, mask, pattern hooks and softmax: (z, pattern)."""
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    scores = attn._apply_reconstruct_attention_mask(
+        attn_scores=scores,
+        attention_mask=kwargs.get("attention_mask"),
+        seq_len=k.shape[-2],
+        q_seq_len=q.shape[-2],
+    )
+    pattern = attn._softmax_dropout_pattern(attn.hook_attn_scores(scores))
+    return torch.matmul(pattern, v), pattern
+
+
+def joint_rotary_reconstruct(attn, original, lean: bool):
+    """``attn._reconstruct_attention`` for the bridge's joint-QKV rotary attention (GPT-NeoX,
+    Falcon, Phi-3), as the bridge computes it plus the rotated-q/k hooks it registers but
+    never fires; with ``lean``, the fused kernel instead of the eager scores where the mask
+    allows. A KV cache, per-head results or a call without rotary embeddings keep
+    ``original``."""
+
+    def reconstruct(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> tuple:
+        cached = any(kwargs.get(key) is not None for key in ("past_key_values", "layer_past"))
+        rotary = isinstance(kwargs.get("position_embeddings"), tuple)
+        if cached or not rotary or getattr(attn.config, "use_attn_result", False):
+            return original(q, k, v, **kwargs)
+        n_heads = attn.config.n_heads
+        n_kv = getattr(attn.config, "n_key_value_heads", None) or n_heads
+        q, k, v, batch, seq, head_dim = attn._reshape_qkv_to_heads(q, k, v, n_heads, n_kv)
+        cos, sin = attn._apply_position_embedding_hooks(kwargs["position_embeddings"])
+        q, k = attn._apply_rotary_pos_emb(q, k, cos, sin)
+        q, k = attn.hook_rot_q(q), attn.hook_rot_k(k)
+        mask = fused_mask(attn, kwargs, seq) if lean and not attn.training else False
+        if mask is False:
+            z, pattern = _eager_attention(attn, q, k, v, kwargs)
+        else:
+            z, pattern = fused_attention(attn, q, k, v, mask, head_dim**-0.5), None
+        z = attn._reshape_attn_output(z, batch, seq, n_heads, head_dim)
+        return attn._apply_output_projection(z), pattern
+
+    return reconstruct

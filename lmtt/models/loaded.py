@@ -77,11 +77,14 @@ class LoadedModel:
         attention pattern is asked for, so attention may skip its T x T tensors
         (:mod:`lmtt.models.lean_attention`). Use :func:`lmtt.models.capture.capture`, which
         names activations by kind and layer."""
+        # a decoder builds no KV cache: nothing reads it, and attention with one is not lean
+        no_cache = {} if self.is_encoder else {"use_cache": False}
         with self._lock, torch.inference_mode(), lean_attention(self._bridge, lean):
             return self._bridge.run_with_cache(
                 tokens.to(torch.device(self.device)),
                 names_filter=list(hook_names),
                 return_cache_object=False,
+                **no_cache,
             )
 
     def run_with_hooks(

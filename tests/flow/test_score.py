@@ -12,10 +12,10 @@ from lmtt.testing import make_tiny_bert, make_tiny_model
 
 # LayerNorm with centring (GPT-2, OPT), RMSNorm with rotary and grouped-query attention (Llama
 # and its relatives), partial rotary (Phi, StableLM), Gemma's offset norm, query/key norms per
-# head (Qwen3) and over every head (OLMo 2, with sandwich norms), mixtures of experts, and the
-# post-norm encoder.
+# head (Qwen3) and over every head (OLMo 2, with sandwich norms), mixtures of experts, joint-QKV
+# rotary attention (GPT-NeoX, Falcon's multi-query, Phi-3), and the post-norm encoder.
 ARCHS = ["gpt2", "opt", "llama", "qwen2", "qwen3", "gemma", "phi", "stablelm", "olmo", "olmo2",
-         "mixtral", "qwen2_moe", "bert"]  # fmt: skip
+         "mixtral", "qwen2_moe", "gpt_neox", "falcon", "phi3", "bert"]  # fmt: skip
 PROMPT = "When Mary and John went to the store, John gave"
 
 
@@ -94,10 +94,10 @@ def test_bad_positions_and_unsupported_families(circuit, tmp_path):
         score_decomposition(trace, 1, 0, query=2, key=5)  # a later key, for a decoder
     with pytest.raises(OutOfRangeError):
         score_decomposition(trace, 9, 0, query=2, key=1)
-    make_tiny_model(tmp_path / "neox", "gpt_neox", n_layers=2)
-    neox = load_model(str(tmp_path / "neox"), "cpu")
-    t = run_trace(neox, "hello there", capture=score_kinds(neox.family))
-    with pytest.raises(ScoreDecompositionError, match="Scores of GPT-NeoX cannot be split"):
+    make_tiny_model(tmp_path / "gptj", "gptj", n_layers=2)
+    gptj = load_model(str(tmp_path / "gptj"), "cpu")
+    t = run_trace(gptj, "hello there", capture=score_kinds(gptj.family))
+    with pytest.raises(ScoreDecompositionError, match="Scores of GPT-J cannot be split"):
         score_decomposition(t, 1, 0, 1, 0)
 
 

@@ -82,3 +82,31 @@ def test_soft_capping_keeps_the_bridges_forward(llama_model, monkeypatch):
     attn = llama_model.bridge.blocks[0].attn
     monkeypatch.setattr(attn.original_component, "attn_logit_softcapping", 50.0, raising=False)
     assert not can_be_lean(attn, {})
+
+
+def test_joint_qkv_rotary_traces_are_lean_and_fire_rotated_queries(tmp_path, monkeypatch):
+    """GPT-NeoX's bridge attention registers rotated-q/k hooks but never fires them; lmtt's
+    rebuild of it fires them, eager (with the pattern) or lean (without)."""
+    from lmtt.models import load_model
+    from lmtt.testing import make_tiny_model
+
+    neox = load_model(str(make_tiny_model(tmp_path / "neox", "gpt_neox", n_layers=2)), "cpu")
+    eager_trace = run_trace(neox, PROMPT, capture={"pattern", "q", "k"})
+    with torch.inference_mode():  # the bridge's own attention, outside lmtt's rebuild
+        _, own = neox.bridge.run_with_cache(eager_trace.tokens[None], return_cache_object=False)
+    for layer in (0, 1):
+        want = own[f"blocks.{layer}.attn.hook_pattern"][0]
+        torch.testing.assert_close(eager_trace.pattern(layer), want, atol=1e-6, rtol=1e-5)
+
+    def eager(*args, **kwargs):
+        raise AssertionError("the eager pattern was computed")
+
+    monkeypatch.setattr(JointQKVAttentionBridge, "_softmax_dropout_pattern", eager)
+    trace = run_trace(neox, PROMPT)
+    assert trace.layers("pattern") == () and trace.layers("q") == (0, 1)
+    for layer in (0, 1):
+        torch.testing.assert_close(trace.queries(layer), eager_trace.queries(layer))
+        got = trace.pattern_rows(layer, list(range(trace.n_tokens)))
+        torch.testing.assert_close(got, eager_trace.pattern(layer), atol=1e-5, rtol=1e-4)
+    for block in neox.bridge.blocks:
+        assert "_reconstruct_attention" not in vars(block.attn)

@@ -2,7 +2,7 @@
 attention. The new decoder architecture (two LayerNorms) and ALiBi variants are refused until
 tested."""
 
-from lmtt.models.families.base import NO_ROTATED_QK, PARALLEL_HOOKS, Family
+from lmtt.models.families.base import PARALLEL_HOOKS, Family
 
 FAMILY = Family(
     "Falcon",
@@ -15,5 +15,4 @@ FAMILY = Family(
         ("new_decoder_architecture", True, "Falcon's new decoder architecture is not tested"),
         ("alibi", True, "Falcon with ALiBi is not tested"),
     ),
-    qk_refusal=NO_ROTATED_QK,
 )

@@ -2,7 +2,7 @@
 rotary; biases everywhere. (A config with use_parallel_residual false is sequential and is
 refused until supported.)"""
 
-from lmtt.models.families.base import NO_ROTATED_QK, PARALLEL_HOOKS, STANDARD_HOOKS, Family
+from lmtt.models.families.base import PARALLEL_HOOKS, STANDARD_HOOKS, Family
 
 FAMILY = Family(
     "GPT-NeoX",
@@ -15,5 +15,4 @@ FAMILY = Family(
     refused_configs=(
         ("use_parallel_residual", False, "this GPT-NeoX variant is sequential, not parallel"),
     ),
-    qk_refusal=NO_ROTATED_QK,
 )

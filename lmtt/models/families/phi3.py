@@ -1,10 +1,9 @@
 """Phi-3: the Llama block with fused query-key-value and gate-up projections."""
 
-from lmtt.models.families.base import LLAMA_LIKE, NO_ROTATED_QK, Family
+from lmtt.models.families.base import LLAMA_LIKE, Family
 
 FAMILY = Family(
     "Phi-3",
     ("phi3",),
     **LLAMA_LIKE,
-    qk_refusal=NO_ROTATED_QK,
 )
