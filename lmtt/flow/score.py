@@ -148,7 +148,9 @@ def score_decomposition(
     trace: Trace, layer: int, head: int, query: int, key: int, other: int | None = None
 ) -> ScoreDecomposition:
     """Every (query part, key part) term of head ``head``'s score of ``key`` at ``query``
-    in block ``layer``; with ``other``, of score(key) - score(other)."""
+    in block ``layer``; with ``other``, of score(key) - score(other). The score is q . k times
+    the layer's scale, before any soft-cap (Gemma 2's cap * tanh(score / cap), monotone,
+    comes after)."""
     trace.check(layer, head)
     query = check_index("Query position", query, trace.n_tokens, negative=True)
     visible = query + 1 if trace.family.causal else trace.n_tokens  # a decoder sees only <= i
@@ -158,7 +160,7 @@ def score_decomposition(
     q = side_vectors(trace, layer, head, query, "q", qk)
     keys = [key] if other is None else [key, other]
     k = [side_vectors(trace, layer, head, j, "k", qk) for j in keys]
-    scale = trace.attention_scale
+    scale = trace.score_rule(layer).scale
     terms = (q @ k[0].T) * scale
     model_q, model_k = trace.queries(layer)[query, head], trace.keys(layer)[:, head]
     score = float(model_q @ model_k[key]) * scale

@@ -36,7 +36,7 @@ from lmtt.models.lean_rotary import joint_rotary_reconstruct, lean_rotary_forwar
 PATTERN_KINDS = frozenset(("pattern",))  # kinds only the eager computation gives
 
 
-def _scale(attn) -> float:
+def bridge_scale(attn) -> float:
     """The bridge's own score scale (with GPT-2's optional inverse-layer scaling)."""
     head_dim = int(attn.config.d_head)
     scale = head_dim**-0.5
@@ -68,7 +68,7 @@ def _lean_forward(attn, original):
         mask = fused_mask(attn, kwargs, seq)
         if mask is False or k4.shape[-2] != seq:
             return original(q, k, v, **kwargs)
-        z = fused_attention(attn, q4, k4, v4, mask, _scale(attn))
+        z = fused_attention(attn, q4, k4, v4, mask, bridge_scale(attn))
         z = attn._reshape_attn_output(z, batch, seq, n_heads, head_dim)
         return (attn._apply_output_projection(z), None)
 

@@ -10,6 +10,7 @@ import torch
 from lmtt.models.families import ROUTES, Family
 from lmtt.models.lean_attention import lean_attention
 from lmtt.models.moe import read_experts
+from lmtt.models.score_rules import score_rules
 from lmtt.models.tokens import vocab_strings
 from lmtt.models.weights import read_dims, read_weights
 
@@ -32,6 +33,7 @@ class LoadedModel:
         self.tokenizer = bridge.tokenizer
         self.experts = read_experts(bridge) if family.moe else None
         self.dims = read_dims(bridge, family, self.experts)
+        self.score_rules = score_rules(bridge, self.dims.d_head)  # per layer: q . k -> pattern
         self.is_encoder = family.is_encoder
         archs = getattr(getattr(bridge.original_model, "config", None), "architectures", None)
         self.has_mlm_head = any(k in a for a in archs or [] for k in ("MaskedLM", "PreTraining"))

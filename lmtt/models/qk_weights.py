@@ -9,6 +9,7 @@ residual ``x``, so the score splits over the residual's parts. This module gives
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -61,7 +62,7 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
     norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
     has_norm = norm is not None and "ln1_scale" in family.hooks
     rotary = family.positions == "rotary"
-    cos, sin = _rotary(bridge, attn, n_tokens, dh) if rotary else (None, None)
+    cos, sin = _rotary(bridge, attn, n_tokens, dh, layer) if rotary else (None, None)
     return QKWeights(
         W_Q=as_f32(attn.W_Q, (H, d, dh)),
         b_Q=as_f32(getattr(attn, "b_Q", None), (H, dh)),
@@ -118,7 +119,7 @@ def _refusal(family) -> str:
     return ""
 
 
-def _rotary(bridge, attn, n_tokens: int, d_head: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _rotary(bridge, attn, n_tokens: int, d_head: int, layer: int) -> tuple:
     """cos and sin [T, rot] from the model's own rotary module (scaling included)."""
     rotary = getattr(attn, "_rotary_emb", None) or getattr(bridge, "rotary_emb", None)
     if rotary is None:
@@ -130,6 +131,10 @@ def _rotary(bridge, attn, n_tokens: int, d_head: int) -> tuple[torch.Tensor, tor
     x = torch.zeros(
         1, n_tokens, d_head, dtype=dtype, device=inv.device if inv is not None else None
     )
+    types = getattr(getattr(bridge.original_model, "config", None), "layer_types", None)
+    hf_rotary = getattr(rotary, "original_component", None) or rotary
+    per_type = "layer_type" in inspect.signature(hf_rotary.forward).parameters  # Gemma 3: two
+    kind = {"layer_type": types[layer]} if per_type and types else {}
     with torch.no_grad():
-        cos, sin = rotary(x, torch.arange(n_tokens, device=x.device)[None])
+        cos, sin = rotary(x, torch.arange(n_tokens, device=x.device)[None], **kind)
     return cos[0].float().cpu(), sin[0].float().cpu()

@@ -26,6 +26,7 @@ from lmtt.errors import (
 )
 from lmtt.models.capture import capture
 from lmtt.models.families import ROUTES, Family
+from lmtt.models.score_rules import ScoreRule
 from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
 KNOWN_KINDS = frozenset(
@@ -51,6 +52,7 @@ class Trace:
     logits: Float[torch.Tensor, "T V"]
     vocab: Sequence[str]  # token id -> string, shared with the model
     activations: Mapping[tuple[str, int], torch.Tensor]
+    score_rules: tuple[ScoreRule, ...] = ()  # per layer; () for the plain scaled dot product
 
     @property
     def n_tokens(self) -> int:
@@ -151,10 +153,9 @@ class Trace:
         H, Hkv = self.n_heads, keys.shape[1]
         q = self.queries(layer)[start:stop].reshape(stop - start, Hkv, H // Hkv, -1)
         scores = torch.einsum("qgrd,kgd->grqk", q, keys).reshape(H, stop - start, n_keys)
-        scores.mul_(self.attention_scale)
+        scores = self.scores_from_dots(layer, scores)
         if self.family.causal:
-            future = torch.arange(n_keys)[None, :] > torch.arange(start, stop)[:, None]
-            scores.masked_fill_(future, float("-inf"))
+            scores.masked_fill_(~self._visible(layer, start, stop, n_keys), float("-inf"))
         out[:, : stop - start, :n_keys] = torch.softmax(scores, -1)
         out[:, : stop - start, n_keys:] = 0.0
         out[:, stop - start :] = 0.0
@@ -162,7 +163,13 @@ class Trace:
     def _rebuilds_pattern(self, layer: int) -> bool:
         """Whether this trace's queries and keys make ``layer``'s pattern."""
         held = ("q", layer) in self.activations and ("k", layer) in self.activations
-        return held and not self.family.qk_refusal
+        return held and self.family.qk_rows
+
+    def score_rule(self, layer: int) -> ScoreRule:
+        """How ``layer`` turns q . k into its pattern (scale, soft-cap, sliding window)."""
+        if self.score_rules:
+            return self.score_rules[layer]
+        return ScoreRule(self.attention_scale)
 
     def queries(self, layer: int) -> Float[torch.Tensor, "T H d_head"]:
         """Query vectors, rotated for rotary models (what the scores are made of)."""
@@ -217,10 +224,27 @@ class Trace:
         """The factor the query-key dot products are multiplied by before the softmax."""
         return float(self.dims.d_head) ** -0.5
 
-    def key_mask(self) -> Bool[torch.Tensor, "T_query T_key"]:
-        """True where a query may attend a key (everywhere for encoders)."""
-        full = torch.ones(self.n_tokens, self.n_tokens, dtype=torch.bool)
-        return torch.tril(full) if self.family.causal else full
+    def key_mask(self, layer: int | None = None) -> Bool[torch.Tensor, "T_query T_key"]:
+        """True where a query may attend a key (everywhere for encoders); with ``layer``, within
+        that layer's sliding window too."""
+        T = self.n_tokens
+        if not self.family.causal:
+            return torch.ones(T, T, dtype=torch.bool)
+        return self._visible(layer, 0, T, T)
+
+    def _visible(self, layer: int | None, start: int, stop: int, n_keys: int) -> torch.Tensor:
+        """A decoder's [stop - start, n_keys] mask: the keys at or before each query, within
+        ``layer``'s window (if any)."""
+        back = torch.arange(start, stop)[:, None] - torch.arange(n_keys)[None, :]
+        window = None if layer is None else self.score_rule(layer).window
+        return (back >= 0) if window is None else (back >= 0) & (back < window)
+
+    def scores_from_dots(self, layer: int, dots: torch.Tensor) -> torch.Tensor:
+        """``layer``'s pre-softmax scores from q . k products [..., T_key]: scaled, and soft-capped
+        where the layer caps them (the mask is :meth:`key_mask`'s)."""
+        rule = self.score_rule(layer)
+        scores = dots * rule.scale
+        return scores if rule.softcap is None else torch.tanh(scores / rule.softcap) * rule.softcap
 
     def default_target(self) -> int:
         """The position whose prediction is explained by default: a masked LM's first
@@ -267,31 +291,15 @@ def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) ->
 
 def route_kinds(model) -> frozenset[str]:
     """The per-layer kinds lmtt.flow reads for this model (refused where routes are not
-    supported). Where the queries and keys make the pattern, they are kept instead of it:
-    2 T H d_head floats a layer, not H T^2 (the rows are computed when asked)."""
+    supported). Where the queries and keys make the pattern (under the model's score rules),
+    they are kept instead of it: 2 T H d_head floats a layer, not H T^2 (the rows are
+    computed when asked)."""
     if ROUTES not in model.family.supports:
         _check_kinds(model, frozenset({"mlp_post"}))
     kinds = model.family.route_kinds - {"final_scale"}
-    if {"q", "k"} <= model.family.capturable and not _pattern_beyond_qk(model):
+    if {"q", "k"} <= model.family.capturable and model.family.qk_rows:
         kinds = (kinds - {"pattern"}) | {"q", "k"}
     return kinds
-
-
-def _pattern_beyond_qk(model) -> str:
-    """Why this model's pattern is more than softmax(q . k / sqrt(d_head)) under the causal
-    mask ("" when it is not): a sliding window, or scores scaled per layer. Such a model's
-    route traces keep the pattern the model computed."""
-    config = getattr(getattr(model.bridge, "original_model", None), "config", None)
-    if config is None:
-        return ""
-    window = getattr(config, "sliding_window", None)
-    if window and getattr(config, "use_sliding_window", True) is not False:
-        return "a sliding window"
-    if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
-        return "sliding-window layers"
-    if getattr(config, "scale_attn_by_inverse_layer_idx", False):
-        return "scores scaled by the inverse layer index"
-    return ""
 
 
 def _check_kinds(model, kinds: frozenset[str]) -> None:
@@ -364,6 +372,7 @@ def record(model, tokens: torch.Tensor, logits: torch.Tensor, acts: dict) -> Tra
         logits=logits,
         vocab=model.vocab,
         activations=MappingProxyType(acts),
+        score_rules=model.score_rules,
     )
 
 

@@ -36,11 +36,12 @@ def _head_dim(dims: dict) -> dict:
 
 def _gemma2(dims: dict) -> dict:
     caps = {"attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0}
-    return _head_dim(dims) | caps | {"sliding_window": 4, "query_pre_attn_scalar": 8}
+    # a query scalar unlike d_head, so that the scale is tested
+    return _head_dim(dims) | caps | {"sliding_window": 4, "query_pre_attn_scalar": 16}
 
 
 def _gemma3(dims: dict) -> dict:
-    return _head_dim(dims) | {"sliding_window": 4, "query_pre_attn_scalar": 8,
+    return _head_dim(dims) | {"sliding_window": 4, "query_pre_attn_scalar": 3,
                               "sliding_window_pattern": 2}  # fmt: skip
 
 

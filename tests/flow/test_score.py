@@ -13,9 +13,11 @@ from lmtt.testing import make_tiny_bert, make_tiny_model
 # LayerNorm with centring (GPT-2, OPT), RMSNorm with rotary and grouped-query attention (Llama
 # and its relatives), partial rotary (Phi, StableLM), Gemma's offset norm, query/key norms per
 # head (Qwen3) and over every head (OLMo 2, with sandwich norms), mixtures of experts, joint-QKV
-# rotary attention (GPT-NeoX, Falcon's multi-query, Phi-3), and the post-norm encoder.
+# rotary attention (GPT-NeoX, Falcon's multi-query, Phi-3), Gemma 2's soft-capped and Gemma 3's
+# two-base rotary scores with query scalars, and the post-norm encoder.
 ARCHS = ["gpt2", "opt", "llama", "qwen2", "qwen3", "gemma", "phi", "stablelm", "olmo", "olmo2",
-         "mixtral", "qwen2_moe", "gpt_neox", "falcon", "phi3", "bert"]  # fmt: skip
+         "mixtral", "qwen2_moe", "gpt_neox", "falcon", "phi3", "gemma2", "gemma3_text",
+         "bert"]  # fmt: skip
 PROMPT = "When Mary and John went to the store, John gave"
 
 
@@ -47,7 +49,8 @@ def test_the_terms_sum_to_the_models_score(traced):
             assert s.terms.shape == (len(s.labels), len(s.labels))
             assert s.total == pytest.approx(s.score, rel=1e-4, abs=1e-5)
             scores = traced.queries(layer)[q, head] @ traced.keys(layer)[:, head].T
-            assert s.score == pytest.approx(float(scores[2]) * traced.attention_scale, abs=1e-5)
+            scale = traced.score_rule(layer).scale
+            assert s.score == pytest.approx(float(scores[2]) * scale, abs=1e-5)
 
 
 def test_the_contrast_is_the_difference_of_two_keys(traced):

@@ -79,7 +79,8 @@ def test_queries_and_keys_rebuild_the_pattern_or_their_views_are_refused(family_
         return
     for layer in range(trace.n_layers):
         scores = torch.einsum("qhd,khd->hqk", trace.queries(layer), trace.keys(layer))
-        scores = (scores * trace.attention_scale).masked_fill(~trace.key_mask(), float("-inf"))
+        hidden = ~trace.key_mask(layer)
+        scores = trace.scores_from_dots(layer, scores).masked_fill(hidden, float("-inf"))
         torch.testing.assert_close(scores.softmax(-1), trace.pattern(layer), atol=1e-5, rtol=1e-4)
 
 
@@ -108,13 +109,11 @@ def test_value_map_rebuilds_the_values_and_read_routes_equal_the_full_graph(fami
 def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
     """Where q and k make the pattern, a route trace holds them (2 T H d_head floats a layer)
     instead of the H T^2 pattern, and its rows equal the model's own pattern."""
-    from lmtt.models.trace import _pattern_beyond_qk
-
     arch, _, model = family_model
     text = " ".join([PROMPT] * 2)  # over 40 tokens: two blocks of 32 rows
     trace = run_trace(model, text)
     own = run_trace(model, text, capture={"pattern"})
-    rebuilt = not model.family.qk_refusal and not _pattern_beyond_qk(model)
+    rebuilt = model.family.qk_rows  # all but GPT-Neo, BLOOM and GPT-J
     assert (trace.layers("pattern") == ()) == rebuilt, arch
     T = trace.n_tokens
     assert T > 41
@@ -127,20 +126,32 @@ def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
             torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=1e-4, msg=arch)
 
 
-def test_a_sliding_window_keeps_the_models_own_pattern(tmp_path):
-    """Mistral's sliding window is more than q . k under the causal mask: its route traces
-    keep the pattern the model computed, which masks keys beyond the window."""
+@pytest.mark.parametrize(
+    ("arch", "field", "value"),
+    [("mistral", "sliding_window", 4), ("gpt2", "scale_attn_by_inverse_layer_idx", True)],
+    ids=["sliding-window", "inverse-layer-scaling"],
+)
+def test_score_rules_rebuild_patterns_beyond_the_plain_dot_product(tmp_path, arch, field, value):
+    """Mistral's sliding window and GPT-2's optional inverse-layer scaling make the pattern
+    more than softmax(q . k / sqrt(d_head)) under the causal mask; the trace's score rules
+    (lmtt.models.score_rules) rebuild it from q and k, and the routes stay exact."""
     from transformers import AutoConfig
 
-    folder = make_tiny_model(tmp_path / "m", "mistral", n_layers=2, d_model=32, n_heads=4)
+    folder = make_tiny_model(tmp_path / "m", arch, n_layers=2, d_model=32, n_heads=4)
     config = AutoConfig.from_pretrained(folder)
-    config.sliding_window = 4
+    setattr(config, field, value)
     config.save_pretrained(folder)
     model = load_model(str(folder), device="cpu")
     trace = run_trace(model, PROMPT)
-    assert trace.layers("pattern") == (0, 1)
-    far = trace.pattern(1)[:, -1, : trace.n_tokens - 4]
-    assert far.abs().max() == 0  # nothing beyond the window
+    own = run_trace(model, PROMPT, capture={"pattern"})
+    assert trace.layers("pattern") == () and trace.layers("q") == (0, 1)
+    for layer in (0, 1):
+        torch.testing.assert_close(trace.pattern(layer), own.pattern(layer), atol=1e-5, rtol=1e-4)
+    if arch == "mistral":
+        assert trace.score_rule(1).window == 4
+        assert trace.pattern(1)[:, -1, : trace.n_tokens - 4].abs().max() == 0  # the window
+    else:
+        assert trace.score_rule(1).scale == pytest.approx(trace.score_rule(0).scale / 2)
     full = build_graph(trace)
     assert routes(trace, None, 0.05) == full.prune(None, 0.05)
 

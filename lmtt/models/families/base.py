@@ -130,9 +130,12 @@ class Family:
     supports: frozenset[str] = frozenset((ROUTES, ATTENTION))
     hooks: Mapping[str, str] = field(default_factory=lambda: STANDARD_HOOKS, hash=False)
     refusal: str = ""  # for a family lmtt refuses: why, in one clause
-    # Why its queries and keys do not reproduce its pattern yet ("" when they do): then the
-    # views that need them (q.k breakdown, query-key map) are refused; the patterns are exact.
+    # Why its q.k views (q.k breakdown, query-key map) are refused ("" when they are not);
+    # the patterns are exact either way.
     qk_refusal: str = ""
+    # Whether its captured queries and keys, under its score rules (lmtt.models.score_rules),
+    # rebuild its pattern: then route traces keep them instead of the pattern.
+    qk_rows: bool = True
     # Variants refused by their config: (config field, value, why, in one clause)
     refused_configs: tuple[tuple[str, object, str], ...] = ()
 
@@ -169,7 +172,7 @@ class Family:
             kinds |= VIEW_KINDS | frozenset(QK_NORM_HOOKS)
         derived = {"mlp_post", "router"} if self.moe else set()  # computed, not hooked
         kinds = (kinds & frozenset(self.hooks)) | (kinds & derived) | (derived & {"router"})
-        return kinds - {"q", "k"} if self.qk_refusal else kinds
+        return kinds if self.qk_rows else kinds - {"q", "k"}
 
     def config_refusal(self, config: dict) -> str:
         """Why this variant is refused ("" when it is supported)."""

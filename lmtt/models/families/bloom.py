@@ -10,4 +10,5 @@ FAMILY = Family(
     mlp_bias=True,
     positions="alibi",
     qk_refusal="ALiBi's position biases on the scores are not rebuilt from q and k yet",
+    qk_rows=False,
 )

@@ -8,5 +8,4 @@ FAMILY = Family(
     ("gemma2",),
     norm_offset=1.0,
     **SANDWICH_LIKE,
-    qk_refusal="soft-capping, query scaling and sliding windows are not rebuilt from q and k yet",
 )

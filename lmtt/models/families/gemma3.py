@@ -1,12 +1,15 @@
-"""Gemma 3 (text): Gemma 2's sandwich norms with RMS norms on the queries and keys, sliding
-windows on most layers."""
+"""Gemma 3 (text): Gemma 2's sandwich norms with RMS norms on the queries and keys (per head,
+multiplying by 1 + weight, before rotary), sliding windows on most layers with their own
+rotary base."""
 
-from lmtt.models.families.base import SANDWICH_LIKE, Family
+from types import MappingProxyType
+
+from lmtt.models.families.base import QK_NORM_HOOKS, SANDWICH_HOOKS, SANDWICH_LIKE, Family
 
 FAMILY = Family(
     "Gemma 3",
     ("gemma3_text",),
     norm_offset=1.0,
-    **SANDWICH_LIKE,
-    qk_refusal="its query scaling and sliding windows are not rebuilt from q and k yet",
+    **(SANDWICH_LIKE | {"hooks": MappingProxyType(SANDWICH_HOOKS | QK_NORM_HOOKS)}),
+    qk_norm="head",
 )

@@ -8,4 +8,5 @@ FAMILY = Family(
     ("gpt_neo",),
     mlp_bias=True,
     qk_refusal="its local-attention layers and unscaled scores are not rebuilt from q and k yet",
+    qk_rows=False,
 )

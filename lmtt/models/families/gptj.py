@@ -10,4 +10,5 @@ FAMILY = Family(
     positions="rotary",
     hooks=PARALLEL_HOOKS,
     qk_refusal=NO_ROTATED_QK,
+    qk_rows=False,
 )
