@@ -23,7 +23,7 @@ class QKBreakdown:
     keys: Float[torch.Tensor, "T d_head"]
     products: Float[torch.Tensor, "T d_head"]  # query * key, elementwise
     dots: Float[torch.Tensor, " T"]  # products summed: q . k
-    scores: Float[torch.Tensor, " T"]  # q . k * scale (soft-capped); -inf where not attended
+    scores: Float[torch.Tensor, " T"]  # q . k * scale (+ cap, ALiBi); -inf where not attended
     weights: Float[torch.Tensor, " T"]  # softmax(scores): the attention pattern row
 
 
@@ -36,7 +36,7 @@ def qk_breakdown(trace: Trace, layer: int, head: int, query: int) -> QKBreakdown
     products = keys * q
     dots = products.sum(dim=-1)
     hidden = ~trace.key_mask(layer)[query]
-    scores = trace.scores_from_dots(layer, dots).masked_fill(hidden, float("-inf"))
+    scores = trace.scores_from_dots(layer, dots, head).masked_fill(hidden, float("-inf"))
     return QKBreakdown(
         layer, head, query, trace.token_strs, q, keys, products, dots, scores, scores.softmax(-1)
     )

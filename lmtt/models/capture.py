@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
+from lmtt.models.captured_rotary import rotate_captured
 from lmtt.models.lean_attention import wants_pattern
 from lmtt.models.moe import expert_scalars
 
@@ -47,7 +48,9 @@ def capture(
     missing = sorted(set(names) - set(cache))
     if missing:
         raise RuntimeError(f"hooks did not fire: {missing[:5]}")
-    acts = {key: cache[name].float().cpu() for name, key in names.items()}
+    acts = {key: cache[name] for name, key in names.items()}
+    rotate_captured(model, acts)  # GPT-J: q and k as its scores use them
+    acts = {key: value.float().cpu() for key, value in acts.items()}
     for layer in sorted({layer for _, layer in derived}):
         x, i, w = (acts[(k, layer)] for k in _MOE_INPUTS)
         # the router's choices come flattened over batch and positions

@@ -116,6 +116,8 @@ def _refusal(family) -> str:
         return family.qk_refusal
     if family.positions == "alibi":
         return "ALiBi is not split yet"
+    if family.rotate_captured_qk:
+        return "its interleaved rotation is not split yet"
     return ""
 
 

@@ -239,12 +239,22 @@ class Trace:
         window = None if layer is None else self.score_rule(layer).window
         return (back >= 0) if window is None else (back >= 0) & (back < window)
 
-    def scores_from_dots(self, layer: int, dots: torch.Tensor) -> torch.Tensor:
-        """``layer``'s pre-softmax scores from q . k products [..., T_key]: scaled, and soft-capped
-        where the layer caps them (the mask is :meth:`key_mask`'s)."""
+    def scores_from_dots(
+        self, layer: int, dots: torch.Tensor, head: int | None = None
+    ) -> torch.Tensor:
+        """``layer``'s pre-softmax scores from q . k products: of every head ([H, ..., T_key],
+        ``head`` None) or of ``head`` ([..., T_key]); scaled, soft-capped where the layer caps
+        them, plus ALiBi's per-head bias (slope * key position) where present. The mask is
+        :meth:`key_mask`'s."""
         rule = self.score_rule(layer)
         scores = dots * rule.scale
-        return scores if rule.softcap is None else torch.tanh(scores / rule.softcap) * rule.softcap
+        if rule.softcap is not None:
+            scores = torch.tanh(scores / rule.softcap) * rule.softcap
+        if rule.alibi is not None:
+            slopes = torch.tensor(rule.alibi)
+            slopes = slopes[head] if head is not None else slopes.view(-1, *[1] * (dots.ndim - 1))
+            scores = scores + slopes * torch.arange(dots.shape[-1], dtype=scores.dtype)
+        return scores
 
     def default_target(self) -> int:
         """The position whose prediction is explained by default: a masked LM's first

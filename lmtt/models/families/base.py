@@ -91,7 +91,6 @@ QK_NORM_HOOKS = MappingProxyType(
         "k_norm_scale": "blocks.{layer}.attn.k_norm.hook_scale",
     }
 )
-NO_ROTATED_QK = "the bridge does not expose this family's rotated queries and keys yet"
 # An expert MLP (lmtt.models.moe): the MLP's input and the router's choices, from which the
 # expert scalars are computed, and a family record's fields for one on the Llama block
 MOE_HOOKS = {
@@ -136,6 +135,8 @@ class Family:
     # Whether its captured queries and keys, under its score rules (lmtt.models.score_rules),
     # rebuild its pattern: then route traces keep them instead of the pattern.
     qk_rows: bool = True
+    # The bridge's q and k hooks see them unrotated: lmtt.models.captured_rotary rotates them
+    rotate_captured_qk: bool = False
     # Variants refused by their config: (config field, value, why, in one clause)
     refused_configs: tuple[tuple[str, object, str], ...] = ()
 

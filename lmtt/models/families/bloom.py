@@ -9,6 +9,4 @@ FAMILY = Family(
     attention_bias=True,
     mlp_bias=True,
     positions="alibi",
-    qk_refusal="ALiBi's position biases on the scores are not rebuilt from q and k yet",
-    qk_rows=False,
 )

@@ -7,6 +7,4 @@ FAMILY = Family(
     "GPT-Neo",
     ("gpt_neo",),
     mlp_bias=True,
-    qk_refusal="its local-attention layers and unscaled scores are not rebuilt from q and k yet",
-    qk_rows=False,
 )
