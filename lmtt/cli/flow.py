@@ -46,12 +46,11 @@ def cmd_trace(args) -> int:
 
 def _graph(args, model, trace):
     """The routes by the score ``--score`` names (printing the metric of a signed score)."""
-    from lmtt.flow.graph import routes
+    from lmtt.flow.graph import kernel_device, routes
 
     if args.score == "proximity":
-        device = None if model.device == "cpu" else model.device  # the kernel follows the model
         return routes(trace, args.target, args.threshold, args.renormalize, args.memory_mb,
-                      device=device)  # fmt: skip
+                      device=kernel_device(model.device))  # fmt: skip
     from lmtt.causal.scored import routes as scored_routes
 
     metric = common.metric(model, trace, args)

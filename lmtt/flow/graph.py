@@ -170,6 +170,12 @@ class FullGraph:
         return _routes(self.trace, self, target_positions, threshold, renorm, reading)
 
 
+def kernel_device(model_device: str) -> str | None:
+    """Where the proximity kernel runs for a model on ``model_device``: None (the CPU's numba
+    kernel) for "cpu", else that device (the torch kernel follows the model)."""
+    return None if str(model_device) == "cpu" else str(model_device)
+
+
 def build_graph(
     trace: Trace,
     renormalizing_threshold: float | None = None,

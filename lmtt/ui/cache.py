@@ -127,9 +127,14 @@ def get_trace(model_key: tuple, prompt: str, _model: LoadedModel) -> Trace:
     return cached(("trace", model_key, prompt), compute, model_key, run=(model_key, prompt))
 
 
-def get_routes(trace_key: tuple, target: int, threshold: float, renorm: bool, _trace: Trace):
+def get_routes(
+    trace_key: tuple, target: int, threshold: float, renorm: bool, _trace: Trace, device=None
+):
+    """The lazy routes to ``target``; the kernel runs on ``device`` (the model's: see
+    lmtt.flow.graph.kernel_device), by default the CPU."""
     key = ("routes", trace_key, target, threshold, renorm)
-    return cached(key, lambda: routes(_trace, [target], threshold, threshold if renorm else None))
+    renorm_at = threshold if renorm else None
+    return cached(key, lambda: routes(_trace, [target], threshold, renorm_at, device=device))
 
 
 def _metric(model: LoadedModel, trace: Trace, target: int, foil: str):

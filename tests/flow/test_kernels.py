@@ -90,3 +90,12 @@ def test_contributions_on_an_accelerator_equal_the_cpu_kernel(gpt2_model, monkey
     got = C.attention_contributions(trace, 1, [3, 9, -1], device="cpu")
     torch.testing.assert_close(got.heads, want.heads, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.residual, want.residual, atol=1e-5, rtol=1e-5)
+
+
+def test_the_kernel_follows_the_models_device():
+    """The CLI and the app run the proximity kernel where the model is (lmtt.flow.graph)."""
+    from lmtt.flow.graph import kernel_device
+
+    assert kernel_device("cpu") is None  # the numba kernel
+    assert kernel_device("cuda") == "cuda" and kernel_device("mps") == "mps"
+    assert kernel_device("cuda:1") == "cuda:1"

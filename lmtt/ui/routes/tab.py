@@ -6,7 +6,7 @@ import streamlit as st
 
 from lmtt.causal.metric import make_metric
 from lmtt.errors import EmptyRoutesError, InterventionError, LmttError
-from lmtt.flow.graph import Edge, RouteGraph
+from lmtt.flow.graph import Edge, RouteGraph, kernel_device
 from lmtt.ui import state
 from lmtt.ui.cache import get_qk_routes, get_routes, get_scored_routes, get_trace
 from lmtt.ui.routes.attention_block_panel import attention_block_panel
@@ -47,7 +47,8 @@ def _graph(model, trace, trace_key, settings, target: int) -> RouteGraph:
         else:
             st.caption(f"This model has no head to predict with, so no {settings.score} score: "
                        "showing proximity routes.")  # fmt: skip
-    return get_routes(trace_key, target, settings.threshold, settings.renormalize, trace)
+    return get_routes(trace_key, target, settings.threshold, settings.renormalize, trace,
+                      kernel_device(model.device))  # fmt: skip
 
 
 def _with_qk_edges(graph: RouteGraph, trace_key, settings, target: int, model) -> RouteGraph:
