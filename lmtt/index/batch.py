@@ -36,6 +36,7 @@ from lmtt.index.jobs import FolderLock
 from lmtt.index.manifest import read_manifest, write_manifest
 from lmtt.io import atomic_path
 from lmtt.models.batched import run_traces
+from lmtt.models.trace import prepare_tokens, route_kinds
 
 MANIFEST = "batch.json"
 VERSION = 1
@@ -231,7 +232,9 @@ def run_batch(
 
 
 def _run_chunk(model, rows, ids: list[int], folder: Path, name: str, settings) -> None:
-    traces = run_traces(model, [rows[i].prompt for i in ids])
+    tokens = [prepare_tokens(model, rows[i].prompt) for i in ids]
+    kinds = route_kinds(model, max(len(t) for t in tokens))  # short prompts keep patterns
+    traces = run_traces(model, tokens, kinds)
     tables: dict[str, list] = {t: [] for t in TABLES}
     with torch.inference_mode():
         for i, trace in zip(ids, traces, strict=True):

@@ -299,15 +299,18 @@ def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) ->
     return tokens
 
 
-def route_kinds(model) -> frozenset[str]:
+def route_kinds(model, n_tokens: int | None = None) -> frozenset[str]:
     """The per-layer kinds lmtt.flow reads for this model (refused where routes are not
     supported). Where the queries and keys make the pattern (under the model's score rules),
-    they are kept instead of it: 2 T H d_head floats a layer, not H T^2 (the rows are
-    computed when asked)."""
+    they are kept instead of it: (H + H_kv) T d_head floats a layer, not H T^2 (the rows are
+    computed when asked). Given the prompts' ``n_tokens`` (a batch of short prompts), the
+    pattern is kept where it is no larger: rows are then read, not computed."""
     if ROUTES not in model.family.supports:
         _check_kinds(model, frozenset({"mlp_post"}))
     kinds = model.family.route_kinds - {"final_scale"}
-    if {"q", "k"} <= model.family.capturable and model.family.qk_rows:
+    d = model.dims
+    small = n_tokens is not None and d.n_heads * n_tokens <= (d.n_heads + d.n_kv_heads) * d.d_head
+    if {"q", "k"} <= model.family.capturable and model.family.qk_rows and not small:
         kinds = (kinds - {"pattern"}) | {"q", "k"}
     return kinds
 

@@ -125,3 +125,16 @@ def test_nan_activations_name_the_layer(tmp_path):
     with pytest.raises(NonFiniteActivationError, match="MLP of layer 1") as err:
         run_trace(model, "The cat sat")
     assert err.value.layer == 1
+
+
+def test_short_prompts_keep_the_pattern_where_it_is_no_larger(tiny_model):
+    """Route kinds for prompts of n tokens: the pattern (H n^2 floats a layer) where it is no
+    larger than the queries and keys ((H + H_kv) n d_head), else q and k."""
+    from lmtt.models.trace import route_kinds
+
+    d = tiny_model.dims
+    edge = (d.n_heads + d.n_kv_heads) * d.d_head // d.n_heads  # the longest prompt kept whole
+    assert "pattern" in route_kinds(tiny_model, edge) and "q" not in route_kinds(tiny_model, edge)
+    assert {"q", "k"} <= route_kinds(tiny_model, edge + 1)
+    assert "pattern" not in route_kinds(tiny_model, edge + 1)
+    assert route_kinds(tiny_model) == route_kinds(tiny_model, edge + 1)  # unknown length: q, k
