@@ -61,5 +61,5 @@ def add_commands(sub) -> None:
                        cmd_batch_query, model=False)  # fmt: skip
     p.add_argument("folder")
     p.add_argument("sql", nargs="?", default=None,
-                   help="a DuckDB query over the views prompts, edges, heads, neurons")  # fmt: skip
+                   help="a DuckDB query over prompts, edges, heads, neurons, diffs")  # fmt: skip
     p.add_argument("--limit", type=common.count(1), default=20, help="rows printed")

@@ -28,9 +28,18 @@ def cmd_heads(args) -> int:
     out = common.output_folder(args.out)
     batch = None
     if args.batch:
+        from lmtt.index.batch import BatchError
         from lmtt.index.batch_store import open_batch
 
         batch = open_batch(args.batch)  # a bad folder is refused before the model loads
+        made_with = batch.manifest["model"]
+        if args.model is None:
+            args.model = made_with  # the batch's model, unless one is named
+        elif args.model != made_with:
+            raise BatchError(
+                f"{args.batch} is a batch of {made_with}, not {args.model}: pass "
+                f"--model {made_with}, or a batch made with {args.model}."
+            )
     model = common.load(args)
     catalogue = head_catalogue(model, prompts, args.random, args.length)
     if batch is not None:

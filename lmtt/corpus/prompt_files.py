@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,19 +59,29 @@ def read_prompt_file(path: str | Path) -> list[PromptRow]:
         raise PromptFileError(
             f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8."
         ) from None
+    # lines end at \n (or \r\n) only: a prompt may hold other line separators (U+2028, ...)
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     if path.suffix == ".txt":
-        rows = [PromptRow(line) for line in text.splitlines() if line.strip()]
+        rows = [PromptRow(line) for line in lines if line.strip()]
     elif path.suffix == ".jsonl":
-        rows = [_json_row(line, f"{path}:{n}") for n, line in enumerate(text.splitlines(), 1)
+        rows = [_json_row(line, f"{path}:{n}") for n, line in enumerate(lines, 1)
                 if line.strip()]  # fmt: skip
     else:
-        reader = csv.DictReader(text.splitlines())
-        if "prompt" not in (reader.fieldnames or ()):
-            raise PromptFileError(f"{path} has no 'prompt' column: name the first row's columns.")
-        rows = [_row(r, f"{path}:{n}") for n, r in enumerate(reader, 2)]
+        rows = _csv_rows(text, path)
     if not rows:
         raise PromptFileError(f"{path} holds no prompt.")
     return rows
+
+
+def _csv_rows(text: str, path: Path) -> list[PromptRow]:
+    """A CSV file's rows; a quoted field may span lines (its newlines kept)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if "prompt" not in (reader.fieldnames or ()):
+        raise PromptFileError(f"{path} has no 'prompt' column: name the first row's columns.")
+    try:
+        return [_row(r, f"{path}:{reader.line_num}") for r in reader]
+    except csv.Error as e:
+        raise PromptFileError(f"{path}:{reader.line_num} is not valid CSV ({e}).") from None
 
 
 def _json_row(line: str, where: str) -> PromptRow:

@@ -1,18 +1,15 @@
 """Routes for a file of prompts: ``run_batch(model, prompts_file, out, settings)``.
 
-For each prompt (its prediction at the last position; the row's ``target`` token, else the
-model's top token): the routes at the threshold, every head's contribution to the attention
-block at the target position (and whether a kept attention edge carries it), and the
-``top_neurons`` neurons contributing most to each MLP there; with ``verify``, each edge's
-measured knockout effect (a share of the metric's span: log p(target), or its contrast with
-the row's foil) and the routes' completeness. Prompts go through the model
-``batch_size`` at a time (one padded forward pass: ``lmtt.models.batched``) and each chunk's
-rows are written as Parquet files (``prompts/``, ``edges/``, ``heads/``, ``neurons/``) before
-the shard's state records the chunk, so a job killed at any point resumes with the same
-command, redoing at most the chunk it was in; a chunk's files are replaced whole. ``--shard
-i/n`` takes every n-th prompt from the i-th: shards hold disjoint prompts, so their tables
-concatenate exactly, and several shards may run into one folder at once (each holds its own
-lock; on several machines, a shared folder), as :func:`run_batch_on_ray` does.
+Each prompt's rows (its routes, head and neuron contributions at the prediction explained,
+measured edge effects with ``verify``, and its routes against its counterfactual's where the
+row has one) are :mod:`lmtt.index.batch_rows`'s. Prompts (and counterfactuals) go through the
+model ``batch_size`` at a time (one padded forward pass: ``lmtt.models.batched``) and each
+chunk's rows are written as Parquet files (one folder per table) before the shard's state
+records the chunk, so a job killed at any point resumes with the same command, redoing at
+most the chunk it was in; a chunk's files are replaced whole. ``--shard i/n`` takes every
+n-th prompt from the i-th: shards hold disjoint prompts, so their tables concatenate exactly,
+and several shards may run into one folder at once (each holds its own lock; on several
+machines, a shared folder), as :func:`run_batch_on_ray` does.
 """
 
 from __future__ import annotations
@@ -22,16 +19,15 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from lmtt.corpus.prompt_files import PromptRow, file_fingerprint, read_prompt_file
-from lmtt.errors import EmptyRoutesError, IndexFolderError
-from lmtt.flow import contributions as C
-from lmtt.flow.graph import routes
+from lmtt.errors import IndexFolderError
+from lmtt.index.batch_rows import TABLES, BatchSettings, empty_table, prompt_rows
 from lmtt.index.jobs import FolderLock
 from lmtt.index.manifest import read_manifest, write_manifest
 from lmtt.io import atomic_path
@@ -39,82 +35,13 @@ from lmtt.models.batched import run_traces
 from lmtt.models.trace import prepare_tokens, route_kinds
 
 MANIFEST = "batch.json"
-VERSION = 1
-TABLES = ("prompts", "edges", "heads", "neurons")
+VERSION = 2  # 2: the diffs table and the prompts' counterfactual columns
+DEFAULTS = BatchSettings()
+__all__ = ["TABLES", "BatchSettings", "prompt_rows", "run_batch", "run_batch_on_ray"]
 
 
 class BatchError(IndexFolderError):
     """A batch folder or job problem."""
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    threshold: float = 0.04
-    batch_size: int = 8
-    top_neurons: int = 16
-    verify: bool = False  # also each edge's knockout effect and the routes' completeness
-
-
-def _verified(model, trace, graph, target: int, row: PromptRow) -> tuple[dict, float]:
-    """Each edge's measured knockout effect (a share of the metric's span) and the routes'
-    completeness, for log p(target) (the contrast with the row's foil, when it has one)."""
-    from lmtt.causal.edges import verify_edges
-    from lmtt.causal.faithfulness import faithfulness
-    from lmtt.causal.metric import make_metric
-
-    metric = make_metric(model, trace, target=target, foil=row.foil or None,
-                         position=trace.n_tokens - 1)  # fmt: skip
-    f = faithfulness(model, trace, [graph], metric, complement=False)
-    effects = verify_edges(model, trace, graph, metric, attribution=False)
-    span = f.clean - f.baseline
-    shares = {e.id: float(x) / span if span else float("nan")
-              for e, x in zip(effects.edges, effects.effect, strict=True)}  # fmt: skip
-    return shares, f.completeness[0]
-
-
-def _target(model, trace, row: PromptRow) -> int:
-    """The row's target token id (one token), else the top prediction at the last position."""
-    if not row.target:
-        return int(trace.logits[-1].argmax())
-    from lmtt.causal.metric import token_id
-
-    return token_id(model, row.target, "Target")
-
-
-def prompt_rows(model, trace, row: PromptRow, prompt_id: int, settings: BatchSettings) -> dict:
-    """The rows of every table for one prompt (lists of dicts)."""
-    pos, L = trace.n_tokens - 1, trace.n_layers
-    target = _target(model, trace, row)
-    try:
-        graph = routes(trace, [pos], settings.threshold)
-        edges = graph.edges
-    except EmptyRoutesError:
-        graph, edges = None, ()
-    effects, completeness = {}, float("nan")
-    if settings.verify and graph is not None:
-        effects, completeness = _verified(model, trace, graph, target, row)
-    carried = {(e.target.layer, h) for e in edges if e.kind == "attention"
-               for h, w in enumerate(e.heads or ()) if w >= settings.threshold}  # fmt: skip
-    heads, neurons = [], []
-    for layer in range(L):
-        per_head = C.attention_contributions(trace, layer, [pos]).per_head[0].tolist()
-        heads += [{"prompt_id": prompt_id, "layer": layer, "head": h, "contribution": c,
-                   "on_routes": (layer, h) in carried} for h, c in enumerate(per_head)]  # fmt: skip
-        n = C.neuron_contributions(trace, layer, [pos]).neurons[0]
-        top = n.topk(min(settings.top_neurons, len(n)))
-        pairs = zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        neurons += [{"prompt_id": prompt_id, "layer": layer, "neuron": i, "contribution": v}
-                    for v, i in pairs]  # fmt: skip
-    probs = trace.logits[pos].float().softmax(-1)
-    prompt = {"prompt_id": prompt_id, "prompt": row.prompt, "n_tokens": trace.n_tokens,
-              "target_pos": pos, "target": trace.vocab[target], "target_prob": float(probs[target]),
-              "top_token": trace.vocab[int(probs.argmax())], "n_edges": len(edges),
-              "completeness": completeness}  # fmt: skip
-    edge_rows = [{"prompt_id": prompt_id, "layer": e.target.layer, "kind": e.kind,
-                  "source": e.source.id, "target": e.target.id, "weight": e.weight,
-                  "top_head": -1 if e.top_head is None else e.top_head,
-                  "effect": effects.get(e.id, float("nan"))} for e in edges]  # fmt: skip
-    return {"prompts": [prompt], "edges": edge_rows, "heads": heads, "neurons": neurons}
 
 
 def _write_chunk(folder: Path, name: str, rows: dict) -> None:
@@ -124,18 +51,9 @@ def _write_chunk(folder: Path, name: str, rows: dict) -> None:
 
     for table in TABLES:
         (folder / table).mkdir(exist_ok=True)
-        data = pa.Table.from_pylist(rows[table]) if rows[table] else _empty(table)
+        data = pa.Table.from_pylist(rows[table]) if rows[table] else empty_table(table)
         with atomic_path(folder / table / f"{name}.parquet") as tmp:
             pq.write_table(data, tmp)
-
-
-def _empty(table: str):
-    import pyarrow as pa
-
-    columns = {"edges": {"prompt_id": pa.int64(), "layer": pa.int64(), "kind": pa.string(),
-                         "source": pa.string(), "target": pa.string(), "weight": pa.float64(),
-                         "top_head": pa.int64(), "effect": pa.float64()}}  # fmt: skip
-    return pa.schema(columns.get(table, {"prompt_id": pa.int64()})).empty_table()
 
 
 def _manifest(model, prompts_file: Path, n_prompts: int, settings: BatchSettings) -> dict:
@@ -171,12 +89,13 @@ def check_rows(model, rows: list[PromptRow], ids: list[int]) -> None:
     one token (all of them checked before the job starts)."""
     from lmtt.causal.metric import token_id
     from lmtt.errors import LmttError
-    from lmtt.models.trace import prepare_tokens
 
     for i in ids:
         row = rows[i]
         try:
             prepare_tokens(model, row.prompt)
+            if row.counterfactual:
+                prepare_tokens(model, row.counterfactual)
             for what, token in (("Target", row.target), ("Foil", row.foil)):
                 if token:
                     token_id(model, token, what)
@@ -193,7 +112,7 @@ def _done_chunks(path: Path) -> set[int]:
 
 
 def run_batch(
-    model, prompts_file: str | Path, out: str | Path, settings: BatchSettings = BatchSettings(),
+    model, prompts_file: str | Path, out: str | Path, settings: BatchSettings = DEFAULTS,
     shard: tuple[int, int] = (0, 1), progress: bool = True,
 ) -> Path:  # fmt: skip
     """Run (or resume) shard ``i/n`` of the batch of ``prompts_file`` into ``out``."""
@@ -232,14 +151,19 @@ def run_batch(
 
 
 def _run_chunk(model, rows, ids: list[int], folder: Path, name: str, settings) -> None:
-    tokens = [prepare_tokens(model, rows[i].prompt) for i in ids]
+    """One chunk's prompts (and their counterfactuals) in one batched pass, then its rows."""
+    with_cf = [i for i in ids if rows[i].counterfactual]
+    texts = [rows[i].prompt for i in ids] + [rows[i].counterfactual for i in with_cf]
+    tokens = [prepare_tokens(model, text) for text in texts]
     kinds = route_kinds(model, max(len(t) for t in tokens))  # short prompts keep patterns
     traces = run_traces(model, tokens, kinds)
+    counterfactuals = dict(zip(with_cf, traces[len(ids) :], strict=True))
     tables: dict[str, list] = {t: [] for t in TABLES}
     with torch.inference_mode():
-        for i, trace in zip(ids, traces, strict=True):
-            for table, found in prompt_rows(model, trace, rows[i], i, settings).items():
-                tables[table] += found
+        for i, trace in zip(ids, traces[: len(ids)], strict=True):
+            found = prompt_rows(model, trace, rows[i], i, settings, counterfactuals.get(i))
+            for table, table_rows in found.items():
+                tables[table] += table_rows
     _write_chunk(folder, name, tables)
 
 

@@ -54,7 +54,8 @@ class BatchResults:
         return con
 
     def sql(self, query: str, params: list | None = None):
-        """A pandas DataFrame of ``query`` over the views prompts, edges, heads, neurons."""
+        """A pandas DataFrame of ``query`` over the views prompts, edges, heads, neurons and
+        diffs."""
         import duckdb
 
         con = self._connect()

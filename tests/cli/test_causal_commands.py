@@ -160,3 +160,8 @@ def test_heads_with_a_batch_adds_route_importance(tmp_path, capsys):
     assert "route_share" in capsys.readouterr().out
     no_batch = ["heads", "--model", DEMO, "--prompts", str(prompts), "--y", "route_share"]
     assert main(no_batch) == 2  # a batch metric without --batch
+    capsys.readouterr()
+    assert main(["heads", "--prompts", str(prompts), "--random", "1", "--batch", str(batch)]) == 0
+    other = ["heads", "--model", "gpt2", "--prompts", str(prompts), "--batch", str(batch)]
+    assert main(other) == 2  # a batch of another model, refused before any model loads
+    assert "is a batch of" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lmtt.corpus.prompt_files import PromptFileError, PromptRow, read_prompt_file
-from lmtt.index.batch import BatchError, BatchSettings, prompt_rows, run_batch
+from lmtt.index.batch import BatchError, BatchSettings, run_batch
+from lmtt.index.batch_rows import prompt_rows
 from lmtt.index.batch_store import open_batch
 from lmtt.models.trace import run_trace
 
@@ -35,6 +36,13 @@ def test_prompt_files_of_every_format(tmp_path):
     assert read_prompt_file(tmp_path / "a.jsonl") == [PromptRow("hi there", " you"),
                                                       PromptRow("bye")]  # fmt: skip
     assert read_prompt_file(tmp_path / "a.csv") == [PromptRow("hi there", foil=" me")]
+    # a quoted CSV field keeps its newlines; only \n ends a .txt or .jsonl line
+    (tmp_path / "m.csv").write_text('prompt,target\n"ROMEO:\nBut soft", x\nnext,y\n',
+                                    encoding="utf-8")  # fmt: skip
+    assert read_prompt_file(tmp_path / "m.csv") == [PromptRow("ROMEO:\nBut soft", " x"),
+                                                    PromptRow("next", "y")]  # fmt: skip
+    (tmp_path / "s.txt").write_text("one\u2028line\r\ntwo\n", encoding="utf-8")
+    assert read_prompt_file(tmp_path / "s.txt") == [PromptRow("one\u2028line"), PromptRow("two")]
     bad = {"b.jsonl": '{"text": "no prompt"}\n', "c.jsonl": "{not json\n",
            "d.csv": "text\nhi\n", "e.txt": "\n\n", "f.md": "hi\n"}  # fmt: skip
     for name, text in bad.items():
@@ -141,3 +149,54 @@ def test_another_shard_count_or_a_bad_row_is_refused_before_any_work(gpt2_model,
     with pytest.raises(BatchError, match=r"Prompt 1 \(row 2\)"):
         run_batch(gpt2_model, bad, tmp_path / "c", SETTINGS, progress=False)
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.parquet"))
+
+
+def test_a_masked_lm_batch_explains_the_mask(tmp_path):
+    """A masked LM's prompts are explained at their first [MASK], not their last token."""
+    from lmtt.models import load_model
+    from lmtt.testing import make_tiny_bert
+
+    bert = load_model(str(make_tiny_bert(tmp_path / "bert", n_layers=2)), "cpu")
+    path = tmp_path / "masked.txt"
+    path.write_text("the cat [MASK] on the mat\n[MASK] dog sat down\n", encoding="utf-8")
+    results = open_batch(run_batch(bert, path, tmp_path / "b", SETTINGS, progress=False))
+    prompts = _sorted(results.sql("SELECT * FROM prompts"), "prompt_id")
+    for row in prompts.itertuples():
+        trace = run_trace(bert, row.prompt)
+        mask = trace.token_strs.index("[MASK]")
+        assert row.target_pos == mask < trace.n_tokens - 1
+        assert row.top_token == trace.vocab[int(trace.logits[mask].argmax())]
+
+
+def test_a_counterfactual_gets_its_routes_diffed_against_the_prompts(gpt2_model, tmp_path):
+    """A row's counterfactual is traced in the same batched pass; the diffs table holds its
+    routes against the prompt's, edge by edge, as lmtt diff computes them."""
+    from lmtt.flow.diff import diff_routes
+    from lmtt.flow.graph import routes
+
+    clean, cf = (
+        "When Mary and John went to the store, John gave a drink to",
+        ("When Mary and John went to the store, Mary gave a drink to"),
+    )
+    path = tmp_path / "pairs.jsonl"
+    lines = [json.dumps({"prompt": clean, "counterfactual": cf}), '{"prompt": "The cat sat on"}']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    results = open_batch(run_batch(gpt2_model, path, tmp_path / "b", SETTINGS, progress=False))
+    diffs = results.sql("SELECT * FROM diffs ORDER BY prompt_id, source, target, kind")
+    assert set(diffs.prompt_id) == {0}  # only the row with a counterfactual
+    want = diff_routes(routes(run_trace(gpt2_model, clean), None, SETTINGS.threshold),
+                       routes(run_trace(gpt2_model, cf), None, SETTINGS.threshold))  # fmt: skip
+    got = {(r.source, r.target, r.kind): r.status for r in diffs.itertuples()}
+    assert got == {
+        **{(e.source.id, e.target.id, e.kind): "only prompt" for e in want.only_a},
+        **{(e.source.id, e.target.id, e.kind): "only counterfactual" for e in want.only_b},
+        **{(a.source.id, a.target.id, a.kind): "both" for a, _ in want.both},
+    }
+    both = diffs[diffs.status == "both"]
+    changes = {(a.source.id, a.target.id): (a.weight, b.weight) for a, b in want.both}
+    for r in both.itertuples():
+        assert (r.weight, r.weight_counterfactual) == pytest.approx(changes[(r.source, r.target)],
+                                                                     abs=1e-4)  # fmt: skip
+    prompts = _sorted(results.sql("SELECT * FROM prompts"), "prompt_id")
+    assert list(prompts.counterfactual) == [cf, ""]
+    assert prompts.counterfactual_top_token[0] != "" and prompts.counterfactual_top_token[1] == ""
