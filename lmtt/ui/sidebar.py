@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import streamlit as st
@@ -31,6 +31,8 @@ class Settings:
     foil: str = ""  # as typed: a leading space is part of a GPT-2 token
     qk_edges: bool = False  # draw the key and query edges of the attention edges
     collapse: bool = True  # draw only the positions the routes touch
+    # where the Routes tab puts its target picker: right under the prompt (a sidebar container)
+    target_slot: object = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def metric_foil(self) -> str:
@@ -42,6 +44,7 @@ def sidebar() -> Settings:
     state.init_from_url()
     model, device, dtype = _model_section(st.sidebar)
     prompt = _prompt_section(st.sidebar)
+    target_slot = st.sidebar.container()  # the Routes tab's target picker, under the prompt
     threshold, renormalize, final_norm, index = _routes_section(st.sidebar)
     score, foil = _score_section(st.sidebar)
     qk_edges = st.sidebar.toggle(
@@ -59,7 +62,7 @@ def sidebar() -> Settings:
         "only the positions on the routes)",
     )
     return Settings(model, device, dtype, prompt, float(threshold), renormalize, final_norm, index,
-                    score, foil, qk_edges, collapse)  # fmt: skip
+                    score, foil, qk_edges, collapse, target_slot)  # fmt: skip
 
 
 def _model_section(sb) -> tuple[str, str, str]:

@@ -126,6 +126,13 @@ def open_head(layer: int, head: int) -> None:
     st.session_state["attn_layer"], st.session_state["attn_head"] = layer, head
 
 
+def pick_target(position: int) -> None:
+    """A click on a column's triangle under the graph's token axis: that token becomes the
+    target (the sidebar's picker follows), and the selection goes with the old routes."""
+    st.session_state["target"] = position
+    st.session_state[SELECTION] = ""
+
+
 def select(element_id: str) -> None:
     """A click on a graph element selects it."""
     st.session_state[SELECTION] = element_id

@@ -74,6 +74,7 @@ def route_figure(
     for trace in _edge_legend(graph, effects):
         fig.add_trace(trace)
     fig.add_trace(_edge_pickers(graph, effects, cols))
+    fig.add_trace(_target_pickers(graph, cols))
     for trace in _node_markers(graph, selected, cols):
         fig.add_trace(trace)
     _lay_out(fig, graph, n_layers, title, height, cols)
@@ -186,6 +187,32 @@ def _edge_pickers(graph: RouteGraph, effects: dict[str, float] | None, cols: dic
         marker={"size": 9, "color": "rgba(0,0,0,0.01)"},
         customdata=[e.id for e, _ in mids],
         hovertemplate=[hover(e) for e, _ in mids],
+    )
+
+
+TARGET_PICK = "target:"  # customdata of a column's target picker: "target:<position>"
+
+
+def _target_pickers(graph: RouteGraph, cols: dict[int, int]) -> go.Scatter:
+    """A small triangle under each column, on the token axis: a click on one asks for the
+    routes to that token's prediction (the target's is filled)."""
+    target = graph.target_positions[0]
+    positions = sorted(cols)
+    hover = [f"position {p} '{token_label(graph.tokens[p])}'<br>click: explain the "
+             "prediction here<extra></extra>" for p in positions]  # fmt: skip
+    return go.Scatter(
+        x=[cols[p] for p in positions],
+        y=[-0.42] * len(positions),
+        mode="markers",
+        name="pick the target",
+        showlegend=False,
+        marker={
+            "size": 9,
+            "symbol": "triangle-up",
+            "color": ["#444" if p == target else "#ccc" for p in positions],
+        },  # fmt: skip
+        customdata=[f"{TARGET_PICK}{p}" for p in positions],
+        hovertemplate=hover,
     )
 
 

@@ -100,11 +100,17 @@ def _wait_idle(page) -> None:
     )
 
 
+EXPORT_SECONDS: dict[str, float] = {}  # click to file, per export: test-output/, not asserted
+
+
 def _download(page, button: str, starts: bytes) -> None:
-    """Click a download button and check the file's first bytes (PNG magic or an SVG tag)."""
+    """Click a download button and check the file's first bytes (PNG magic or an SVG tag);
+    the seconds from the click to the file go to EXPORT_SECONDS."""
+    start = time.perf_counter()
     with page.expect_download(timeout=WAIT["ms"]) as download:
         page.get_by_role("button", name=button).click()
     data = Path(download.value.path()).read_bytes()
+    EXPORT_SECONDS[button] = round(time.perf_counter() - start, 3)
     assert starts in data[:400], (button, data[:80])
 
 
@@ -164,6 +170,20 @@ def test_prompt_click_node_shows_lens(server):
             f'() => [...document.querySelectorAll("{cell}")].map(e => e.textContent)'
         )
         assert any("%" in c for c in cells), cells[:20]  # token probabilities in the lens
+        # A click on the triangle under a token makes it the target: the routes to its
+        # prediction are drawn (and the sidebar's picker follows)
+        picker = page.evaluate(
+            "() => { const gd = document.querySelector('.js-plotly-plot');"
+            " const i = gd.data.findIndex(t => t.name === 'pick the target');"
+            " return [i, gd.data[i].customdata[0]]; }"
+        )
+        assert picker[0] >= 0, "no target pickers on the graph"
+        position = picker[1].removeprefix("target:")
+        page.locator(".scatterlayer .trace").nth(picker[0]).locator(".points path").first.click(
+            force=True
+        )
+        _wait_title(page, f"Routes to position {position} ")
+        _wait_idle(page)
         # A new session (a fresh browser context) on the default prompt: recorded, not asserted
         fresh = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
         start = time.perf_counter()
@@ -267,6 +287,8 @@ def test_every_attention_tab_opens_and_renders(server):
         page.screenshot(path=str(OUTPUT / "tab-context-search.png"), full_page=True)
         _download(page, "histograms PNG", b"\x89PNG")
         browser.close()
+    (OUTPUT / "export-timings.json").write_text(json.dumps(EXPORT_SECONDS, indent=2) + "\n")
+    print(f"export timings: {EXPORT_SECONDS}")
 
 
 def test_an_edge_and_its_panel_side_by_side_at_1440x900(server):

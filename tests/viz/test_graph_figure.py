@@ -137,3 +137,16 @@ def test_the_rank_plot_labels_only_powers_of_ten():
 
     fig = rank_figure([("embed", 340), ("L0", 12), ("L1", 0)], " x")
     assert list(fig.layout.yaxis.ticktext) == ["1", "10", "100", "1,000"]  # not 1 2 5 10 2 5
+
+
+def test_a_triangle_under_each_column_picks_the_target():
+    """The graph's target pickers: one per drawn column on the token axis, the target's
+    filled dark; their customdata names the position (lmtt.ui.routes.graph_panel)."""
+    from lmtt.viz.graph_figure import TARGET_PICK
+
+    fig = route_figure(_graph(), 1)
+    (pickers,) = [t for t in fig.data if t.name == "pick the target"]
+    assert list(pickers.customdata) == [f"{TARGET_PICK}0", f"{TARGET_PICK}1"]
+    assert list(pickers.x) == [0, 1] and set(pickers.y) == {-0.42}
+    assert list(pickers.marker.color) == ["#ccc", "#444"]  # position 1 is the target
+    assert fig.layout.yaxis.range[0] < -0.42  # drawn inside the plot, over the token labels

@@ -6,16 +6,20 @@ import streamlit as st
 
 from lmtt.flow.graph import RouteGraph
 from lmtt.ui import state
-from lmtt.viz.graph_figure import route_figure
+from lmtt.viz.graph_figure import TARGET_PICK, route_figure
 from lmtt.viz.text import node_label, percent, token_label
 
 CHART_KEY = "route_chart"
 
 
 def _on_chart_select() -> None:
+    """A click on a node or edge selects it; one on a column's triangle under the token axis
+    makes that token the target."""
     points = state.chart_points(CHART_KEY)
     ids = [p.get("customdata") for p in points if isinstance(p.get("customdata"), str)]
-    if ids:
+    if ids and ids[0].startswith(TARGET_PICK):
+        state.pick_target(int(ids[0].removeprefix(TARGET_PICK)))
+    elif ids:
         state.select(ids[0])
 
 

@@ -22,13 +22,16 @@ from lmtt.ui.routes.verify_panel import verify_panel
 from lmtt.viz.text import token_label
 
 
-def _target_picker(trace, prompt: str) -> int:
+def _target_picker(trace, prompt: str, slot=None) -> int:
+    """The target position, picked under the prompt (``slot``; else the sidebar's foot) or
+    by a click on a column's triangle under the graph's token axis."""
     state.default_target(prompt, trace.n_tokens, trace.default_target())
-    return st.sidebar.selectbox(
+    return (slot if slot is not None else st.sidebar).selectbox(
         "target token (whose prediction to explain)",
         list(range(trace.n_tokens)),
         key="target",
         format_func=lambda i: f"{i}: {token_label(trace.token_strs[i])}",
+        help="or click the triangle under a token of the graph",
     )
 
 
@@ -127,7 +130,7 @@ def routes_tab(model, model_key: tuple, settings) -> None:
     except LmttError as e:
         st.error(str(e))
         return
-    target = _target_picker(trace, settings.prompt)
+    target = _target_picker(trace, settings.prompt, settings.target_slot)
     state.share_routes(settings, target)
     try:
         graph = _graph(model, trace, trace_key, settings, target)
