@@ -21,6 +21,15 @@ def _prompts(path: str | None) -> list[str]:
     return [row.prompt for row in read_prompt_file(path)]
 
 
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names name one model (local folders compared as resolved paths)."""
+    from pathlib import Path
+
+    if Path(a).is_dir() and Path(b).is_dir():
+        return Path(a).resolve() == Path(b).resolve()
+    return a == b
+
+
 def cmd_heads(args) -> int:
     from lmtt.attention.heads import head_catalogue
 
@@ -35,7 +44,7 @@ def cmd_heads(args) -> int:
         made_with = batch.manifest["model"]
         if args.model is None:
             args.model = made_with  # the batch's model, unless one is named
-        elif args.model != made_with:
+        elif not _same_model(args.model, made_with):
             raise BatchError(
                 f"{args.batch} is a batch of {made_with}, not {args.model}: pass "
                 f"--model {made_with}, or a batch made with {args.model}."

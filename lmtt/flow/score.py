@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 
-from lmtt.errors import check_index
+from lmtt.errors import OutOfRangeError, check_index
 from lmtt.flow import decompose as D
 from lmtt.models.trace import Trace
 
@@ -156,6 +156,14 @@ def score_decomposition(
     visible = query + 1 if trace.family.causal else trace.n_tokens  # a decoder sees only <= i
     key = check_index("Key position", key, visible)
     other = None if other is None else check_index("Second key position", other, visible)
+    seen = trace.key_mask(layer)[query]  # a sliding window hides the keys too far back
+    for what, j in (("Key", key), ("Second key", other)):
+        if j is not None and not seen[j]:
+            window = trace.score_rule(layer).window
+            raise OutOfRangeError(
+                f"{what} position {j} is outside layer {layer}'s sliding window of {window} "
+                f"positions: pick a key from {query - window + 1} to {query}."
+            )
     qk = trace.weights.query_key(layer, trace.n_tokens)
     q = side_vectors(trace, layer, head, query, "q", qk)
     keys = [key] if other is None else [key, other]

@@ -30,7 +30,7 @@ from transformer_lens.model_bridge.generalized_components.position_embeddings_at
     PositionEmbeddingsAttentionBridge,
 )
 
-from lmtt.models.fused_attention import fused_attention, fused_mask
+from lmtt.models.fused_attention import CACHE_ARGUMENTS, fused_attention, fused_mask
 from lmtt.models.lean_rotary import joint_rotary_reconstruct, lean_rotary_forward
 
 PATTERN_KINDS = frozenset(("pattern",))  # kinds only the eager computation gives
@@ -49,7 +49,7 @@ def bridge_scale(attn) -> float:
 
 
 def _can_be_lean(attn, kwargs: dict) -> bool:
-    if kwargs.get("past_key_values") is not None or kwargs.get("layer_past") is not None:
+    if any(kwargs.get(key) is not None for key in CACHE_ARGUMENTS):
         return False
     if getattr(attn, "_reorder_and_upcast_attn", False):
         return False
@@ -106,12 +106,12 @@ def lean_attention(bridge, enabled: bool) -> Iterator[int]:
     restored (and its kept pattern dropped) on exit. Call it under the model's lock: it
     changes the shared modules for the length of one forward pass."""
     shadowed = []  # (module, the attribute shadowed on it)
-    for block in bridge.blocks:
-        attn = getattr(block, "attn", None)
-        name = _shadow(attn, enabled) if attn is not None else None
-        if name is not None:
-            shadowed.append((attn, name))
     try:
+        for block in bridge.blocks:
+            attn = getattr(block, "attn", None)
+            name = _shadow(attn, enabled) if attn is not None else None
+            if name is not None:
+                shadowed.append((attn, name))
         yield len(shadowed)
     finally:
         for attn, name in shadowed:

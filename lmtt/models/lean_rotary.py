@@ -19,7 +19,7 @@ from transformer_lens.model_bridge.generalized_components.position_embeddings_at
 from transformer_lens.utilities.hf_utils import get_rotary_pct_from_config
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from lmtt.models.fused_attention import fused_attention, fused_mask
+from lmtt.models.fused_attention import CACHE_ARGUMENTS, fused_attention, fused_mask
 
 _CONFIG_REFUSALS = (  # bridge config flags whose variants the lean path does not rebuild
     "use_split_qkv_input",
@@ -46,7 +46,7 @@ def can_be_lean(attn, kwargs: dict) -> bool:
     Hugging Face 4D mask, so that the fused kernel gives the bridge's result."""
     if type(attn) is not PositionEmbeddingsAttentionBridge or attn.training:
         return False
-    if any(kwargs.get(k) is not None for k in ("past_key_values", "layer_past")):
+    if any(kwargs.get(k) is not None for k in CACHE_ARGUMENTS):
         return False
     if any(getattr(attn.config, flag, False) for flag in _CONFIG_REFUSALS):
         return False
@@ -157,7 +157,7 @@ def joint_rotary_reconstruct(attn, original, lean: bool):
     ``original``."""
 
     def reconstruct(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> tuple:
-        cached = any(kwargs.get(key) is not None for key in ("past_key_values", "layer_past"))
+        cached = any(kwargs.get(key) is not None for key in CACHE_ARGUMENTS)
         rotary = isinstance(kwargs.get("position_embeddings"), tuple)
         if cached or not rotary or getattr(attn.config, "use_attn_result", False):
             return original(q, k, v, **kwargs)

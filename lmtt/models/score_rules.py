@@ -38,10 +38,13 @@ class ScoreRule:
     alibi: tuple[float, ...] | None = None  # per head: the slope of ALiBi's key-position bias
 
 
-def _window(hf_attn, config) -> int | None:
+def _window(hf_attn, config, layer: int) -> int | None:
     if hasattr(hf_attn, "sliding_window"):  # set per layer (None on full-attention layers)
         return hf_attn.sliding_window or None
     if getattr(config, "use_sliding_window", True) is False:
+        return None
+    types = getattr(config, "layer_types", None)  # per layer, where the module does not say
+    if types is not None and types[layer] != "sliding_attention":
         return None
     return getattr(config, "sliding_window", None) or None  # every layer (Mistral)
 
@@ -56,7 +59,7 @@ def score_rules(bridge, d_head: int) -> tuple[ScoreRule, ...]:
     """Each layer's :class:`ScoreRule`, from the bridge's attention modules and the config."""
     config = getattr(getattr(bridge, "original_model", None), "config", None)
     rules = []
-    for block in bridge.blocks:
+    for layer, block in enumerate(bridge.blocks):
         attn = block.attn
         hf_attn = attn.original_component
         if type(attn) is BloomAttentionBridge:  # ALiBi: the model's own slopes
@@ -71,5 +74,5 @@ def score_rules(bridge, d_head: int) -> tuple[ScoreRule, ...]:
         else:
             scale = float(getattr(hf_attn, "scaling", None) or d_head**-0.5)
         softcap = getattr(hf_attn, "attn_logit_softcapping", None)
-        rules.append(ScoreRule(scale, softcap or None, _window(hf_attn, config)))
+        rules.append(ScoreRule(scale, softcap or None, _window(hf_attn, config, layer)))
     return tuple(rules)

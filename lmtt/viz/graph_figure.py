@@ -61,12 +61,14 @@ def route_figure(
     effects: dict[str, float] | None = None,
     min_share: float = 0.01,
     collapse: bool | None = None,
+    pickers: bool = False,
 ) -> go.Figure:
     """Edges as lines (width and opacity by weight, or coloured by measured ``effects``:
     edge id -> share of the metric), nodes as markers with ids in customdata. Each edge also
     gets an invisible marker at its midpoint so it can be clicked. A long prompt (or any,
     with ``collapse``) draws only the positions on the routes (:func:`route_columns`), first
-    showing a window of them around the target."""
+    showing a window of them around the target. With ``pickers``, a triangle under each
+    column asks for the routes to that token (the app's graph, which handles the click)."""
     fig = go.Figure()
     cols = route_columns(graph, collapse=collapse)
     for trace in _edge_lines(graph, effects, min_share, cols):
@@ -74,7 +76,8 @@ def route_figure(
     for trace in _edge_legend(graph, effects):
         fig.add_trace(trace)
     fig.add_trace(_edge_pickers(graph, effects, cols))
-    fig.add_trace(_target_pickers(graph, cols))
+    if pickers:
+        fig.add_trace(_target_pickers(graph, cols))
     for trace in _node_markers(graph, selected, cols):
         fig.add_trace(trace)
     _lay_out(fig, graph, n_layers, title, height, cols)

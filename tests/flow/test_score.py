@@ -42,8 +42,11 @@ def test_the_parts_sum_to_the_residual(traced):
         torch.testing.assert_close(parts.sum(0), traced.resid_pre(layer)[3], atol=1e-4, rtol=1e-4)
 
 
+QUERY = 5  # keys 2 and 4 are within the tiny models' sliding windows of 4 from here
+
+
 def test_the_terms_sum_to_the_models_score(traced):
-    q = traced.n_tokens - 1
+    q = QUERY
     for layer in range(traced.n_layers):
         for head in (0, traced.n_heads - 1):
             s = score_decomposition(traced, layer, head, query=q, key=2)
@@ -55,7 +58,7 @@ def test_the_terms_sum_to_the_models_score(traced):
 
 
 def test_the_contrast_is_the_difference_of_two_keys(traced):
-    q = traced.n_tokens - 1
+    q = QUERY
     a = score_decomposition(traced, 1, 0, q, 2)
     b = score_decomposition(traced, 1, 0, q, 4)
     vs = score_decomposition(traced, 1, 0, q, 2, other=4)
@@ -64,7 +67,7 @@ def test_the_contrast_is_the_difference_of_two_keys(traced):
 
 
 def test_groups_and_sides_keep_the_total(traced):
-    s = score_decomposition(traced, 2, 1, traced.n_tokens - 1, 1)
+    s = score_decomposition(traced, 2, 1, QUERY, 2)
     for group in ("layer", "kind"):
         names, terms = s.grouped(group)
         assert float(terms.sum()) == pytest.approx(s.total, rel=1e-5, abs=1e-6)
@@ -88,6 +91,17 @@ def test_the_induction_heads_key_reads_the_previous_token_head(circuit):
     contrast = score_decomposition(trace, 1, 0, query=5, key=2, other=3)
     assert contrast.total == pytest.approx(s.total - vs.total, rel=1e-4)
     assert contrast.top_pairs(1)[0][:2] == ("embedding", "L0 H0")
+
+
+def test_a_key_outside_the_sliding_window_is_refused(tmp_path):
+    from lmtt.errors import OutOfRangeError
+
+    make_tiny_model(tmp_path / "m", "gemma2", n_layers=2)  # layer 0 slides over 4 positions
+    model = load_model(str(tmp_path / "m"), "cpu")
+    trace = run_trace(model, PROMPT, capture=score_kinds(model.family))
+    with pytest.raises(OutOfRangeError, match="sliding window of 4 positions: pick a key from 6"):
+        score_decomposition(trace, 0, 0, query=9, key=2)
+    score_decomposition(trace, 1, 0, query=9, key=2)  # a full-attention layer sees it
 
 
 def test_bad_positions_and_unsupported_families(circuit, tmp_path):

@@ -113,7 +113,7 @@ def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
     text = " ".join([PROMPT] * 2)  # over 40 tokens: two blocks of 32 rows
     trace = run_trace(model, text)
     own = run_trace(model, text, capture={"pattern"})
-    rebuilt = model.family.qk_rows  # all but GPT-Neo, BLOOM and GPT-J
+    rebuilt = model.family.qk_rows  # every family now
     assert (trace.layers("pattern") == ()) == rebuilt, arch
     T = trace.n_tokens
     assert T > 41
@@ -126,12 +126,17 @@ def test_route_traces_keep_queries_and_keys_not_the_pattern(family_model):
             torch.testing.assert_close(got, want[:, rows], atol=1e-5, rtol=1e-4, msg=arch)
 
 
+SLIDING_LAYER_1 = {"use_sliding_window": True, "sliding_window": 4,
+                   "layer_types": ["full_attention", "sliding_attention"]}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("arch", "field", "value"),
-    [("mistral", "sliding_window", 4), ("gpt2", "scale_attn_by_inverse_layer_idx", True)],
-    ids=["sliding-window", "inverse-layer-scaling"],
-)
-def test_score_rules_rebuild_patterns_beyond_the_plain_dot_product(tmp_path, arch, field, value):
+    ("arch", "fields"),
+    [("mistral", {"sliding_window": 4}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
+     ("qwen2", SLIDING_LAYER_1), ("qwen2_moe", SLIDING_LAYER_1)],
+    ids=["sliding-window", "inverse-layer-scaling", "qwen2-window-layers", "qwen2-moe-windows"],
+)  # fmt: skip
+def test_score_rules_rebuild_patterns_beyond_the_plain_dot_product(tmp_path, arch, fields):
     """Mistral's sliding window and GPT-2's optional inverse-layer scaling make the pattern
     more than softmax(q . k / sqrt(d_head)) under the causal mask; the trace's score rules
     (lmtt.models.score_rules) rebuild it from q and k, and the routes stay exact."""
@@ -139,7 +144,8 @@ def test_score_rules_rebuild_patterns_beyond_the_plain_dot_product(tmp_path, arc
 
     folder = make_tiny_model(tmp_path / "m", arch, n_layers=2, d_model=32, n_heads=4)
     config = AutoConfig.from_pretrained(folder)
-    setattr(config, field, value)
+    for field, value in fields.items():
+        setattr(config, field, value)
     config.save_pretrained(folder)
     model = load_model(str(folder), device="cpu")
     trace = run_trace(model, PROMPT)
@@ -147,8 +153,9 @@ def test_score_rules_rebuild_patterns_beyond_the_plain_dot_product(tmp_path, arc
     assert trace.layers("pattern") == () and trace.layers("q") == (0, 1)
     for layer in (0, 1):
         torch.testing.assert_close(trace.pattern(layer), own.pattern(layer), atol=1e-5, rtol=1e-4)
-    if arch == "mistral":
-        assert trace.score_rule(1).window == 4
+    if arch != "gpt2":
+        windows = (None, 4) if "layer_types" in fields else (4, 4)  # a full layer 0, or not
+        assert tuple(trace.score_rule(layer).window for layer in (0, 1)) == windows
         assert trace.pattern(1)[:, -1, : trace.n_tokens - 4].abs().max() == 0  # the window
     else:
         assert trace.score_rule(1).scale == pytest.approx(trace.score_rule(0).scale / 2)

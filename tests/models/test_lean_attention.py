@@ -110,3 +110,21 @@ def test_joint_qkv_rotary_traces_are_lean_and_fire_rotated_queries(tmp_path, mon
         torch.testing.assert_close(got, eager_trace.pattern(layer), atol=1e-5, rtol=1e-4)
     for block in neox.bridge.blocks:
         assert "_reconstruct_attention" not in vars(block.attn)
+
+
+def test_an_exactly_causal_mask_takes_the_kernels_causal_path(gpt2_model):
+    """Hugging Face's 4D causal mask is recognised (the kernel's faster causal path); a mask
+    with padding, or another batch shape, is passed on as it is."""
+    from lmtt.models.fused_attention import fused_mask
+
+    attn = gpt2_model.bridge.blocks[0].attn
+    T, low = 6, torch.finfo(torch.float32).min
+    causal = torch.zeros(1, 1, T, T).masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), low)
+    assert fused_mask(attn, {"attention_mask": causal}, T) is None
+    assert fused_mask(attn, {"attention_mask": causal.isfinite() & (causal == 0)}, T) is None
+    padded = causal.clone()
+    padded[..., -1] = low  # the last key is padding
+    assert fused_mask(attn, {"attention_mask": padded}, T) is padded
+    two = causal.expand(2, 1, T, T)
+    assert fused_mask(attn, {"attention_mask": two}, T) is two
+    assert fused_mask(attn, {"attention_mask": causal[0]}, T) is False  # not 4D

@@ -144,7 +144,8 @@ def test_a_triangle_under_each_column_picks_the_target():
     filled dark; their customdata names the position (lmtt.ui.routes.graph_panel)."""
     from lmtt.viz.graph_figure import TARGET_PICK
 
-    fig = route_figure(_graph(), 1)
+    assert not [t for t in route_figure(_graph(), 1).data if t.name == "pick the target"]
+    fig = route_figure(_graph(), 1, pickers=True)  # the app's graph, which handles clicks
     (pickers,) = [t for t in fig.data if t.name == "pick the target"]
     assert list(pickers.customdata) == [f"{TARGET_PICK}0", f"{TARGET_PICK}1"]
     assert list(pickers.x) == [0, 1] and set(pickers.y) == {-0.42}

@@ -47,7 +47,8 @@ def graph_panel(
         f"{len(graph.edges)} edges · {graph.score} scores"
     )
     selected = state.selection()
-    fig = route_figure(graph, n_layers, title=title, selected=selected, collapse=collapse)
+    fig = route_figure(graph, n_layers, title=title, selected=selected, collapse=collapse,
+                       pickers=True)  # fmt: skip
     st.plotly_chart(
         fig,
         key=CHART_KEY,

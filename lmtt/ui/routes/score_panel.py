@@ -30,8 +30,7 @@ def score_panel(edge: Edge, trace, model_key: tuple, prompt: str, model) -> None
                         format_func=lambda h: f"H{h} (attention {weights[h]:.2f})")  # fmt: skip
     row = trace.pattern_rows(layer, [query])[head, 0].clone()
     row[key] = -1.0
-    if trace.family.causal:
-        row[query + 1 :] = -1.0  # a decoder's later keys are not visible
+    row[~trace.key_mask(layer)[query]] = -1.0  # keys it cannot see (later, or out of window)
     runner_up = int(row.argmax())
     contrast = st.toggle(
         f"contrast with the next key the head attends to: {runner_up} "
