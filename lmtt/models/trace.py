@@ -18,7 +18,6 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from lmtt.errors import (
-    NonFiniteActivationError,
     NotCapturedError,
     PromptError,
     UnsupportedArchitectureError,
@@ -26,6 +25,7 @@ from lmtt.errors import (
 )
 from lmtt.models.capture import capture
 from lmtt.models.families import ROUTES, Family
+from lmtt.models.finite import check_finite
 from lmtt.models.score_rules import ScoreRule
 from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
@@ -374,7 +374,7 @@ def complete_wanted(model, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, 
 def record(model, tokens: torch.Tensor, logits: torch.Tensor, acts: dict) -> Trace:
     """The :class:`Trace` of one prompt's tokens [T], logits [T, V] and activations (refused
     if any block's output is NaN or infinite)."""
-    _check_finite(acts, logits, model.dims.n_layers)
+    check_finite(acts, logits, model.dims.n_layers)
     return Trace(
         model_name=model.name,
         family=model.family,
@@ -392,31 +392,3 @@ def record(model, tokens: torch.Tensor, logits: torch.Tensor, acts: dict) -> Tra
 def _capture_one(model, tokens: torch.Tensor, wanted: set):
     logits, acts = capture(model, tokens.unsqueeze(0), wanted)
     return logits[0], {key: value[0] for key, value in acts.items()}
-
-
-def _finite(t: torch.Tensor) -> bool:
-    """Whether every entry is finite. A NaN or an infinity makes the sum non-finite, in one
-    fast pass without the boolean copy of the whole tensor ``isfinite`` makes; only when the
-    sum is not finite (or overflowed) is every entry looked at."""
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
-def _check_finite(acts: dict, logits: torch.Tensor, n_layers: int) -> None:
-    """Raise at the first block whose output is NaN or infinite, naming it."""
-    checks = [(("resid_pre", 0), "the embedding", 0)]
-    for layer in range(n_layers):
-        checks.append((("resid_mid", layer), f"the attention of layer {layer}", layer))
-        after = ("resid_pre", layer + 1) if layer + 1 < n_layers else ("resid_post", layer)
-        checks.append((after, f"the MLP of layer {layer}", layer))
-    for key, where, layer in checks:
-        t = acts.get(key)
-        if t is not None and not _finite(t):
-            raise NonFiniteActivationError(
-                f"NaN or infinite activations first appear in {where}. Try float32 "
-                "(--dtype float32), or check the weights for corruption.",
-                layer=layer,
-            )
-    if not _finite(logits):
-        raise NonFiniteActivationError(
-            "The logits are NaN or infinite (final norm / unembedding).", layer=n_layers - 1
-        )
