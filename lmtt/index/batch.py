@@ -91,16 +91,19 @@ def check_rows(model, rows: list[PromptRow], ids: list[int]) -> None:
     from lmtt.errors import LmttError
 
     for i in ids:
-        row = rows[i]
+        row, where = rows[i], f"Prompt {i} (row {i + 1}) of the file"
         try:
             prepare_tokens(model, row.prompt)
-            if row.counterfactual:
-                prepare_tokens(model, row.counterfactual)
             for what, token in (("Target", row.target), ("Foil", row.foil)):
                 if token:
                     token_id(model, token, what)
         except LmttError as e:
-            raise BatchError(f"Prompt {i} (row {i + 1}) of the file: {e}") from None
+            raise BatchError(f"{where}: {e}") from None
+        try:
+            if row.counterfactual:
+                prepare_tokens(model, row.counterfactual)
+        except LmttError as e:
+            raise BatchError(f"{where}, its counterfactual: {e}") from None
 
 
 def _state_path(folder: Path, shard: tuple[int, int]) -> Path:

@@ -149,6 +149,11 @@ def test_another_shard_count_or_a_bad_row_is_refused_before_any_work(gpt2_model,
     with pytest.raises(BatchError, match=r"Prompt 1 \(row 2\)"):
         run_batch(gpt2_model, bad, tmp_path / "c", SETTINGS, progress=False)
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.parquet"))
+    long_cf = json.dumps({"prompt": "fine", "counterfactual": "word " * 500})  # over n_ctx
+    bad.write_text('{"prompt": "fine"}\n' + long_cf + "\n")
+    with pytest.raises(BatchError, match=r"Prompt 1 \(row 2\).*its counterfactual.*tokens long"):
+        run_batch(gpt2_model, bad, tmp_path / "d", SETTINGS, progress=False)
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").rglob("*.parquet"))
 
 
 def test_a_masked_lm_batch_explains_the_mask(tmp_path):
