@@ -143,6 +143,50 @@ class _LazyContributions:
                                          device=self.device)  # fmt: skip
 
 
+class _WatchedContributions(_LazyContributions):
+    """Lazy contributions that also compute each attention block at ``watch`` (one position)
+    along with what the walk asks for, and keep that row: per-query results do not depend on
+    which queries are computed together (attention rows come in fixed blocks)."""
+
+    def __init__(self, trace: Trace, watch: int, budget_mb: float):
+        super().__init__(trace, None, budget_mb)
+        self.watch, self.watched = watch, {}
+
+    def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
+        asked = torch.as_tensor(queries, dtype=torch.long).reshape(-1)
+        both = torch.unique(torch.cat([asked, torch.tensor([self.watch])]))  # sorted
+        a = super().attention(layer, both)
+        self.watched[layer] = _rows(a, (both == self.watch).nonzero().flatten())
+        return _rows(a, torch.searchsorted(both, asked))
+
+    def at_watch(self, layer: int) -> C.AttentionContributions:
+        """The block of ``layer`` at the watched position (computed if the walk skipped it)."""
+        if layer not in self.watched:
+            self.watched[layer] = super().attention(layer, torch.tensor([self.watch]))
+        return self.watched[layer]
+
+
+def _rows(a: C.AttentionContributions, idx: torch.Tensor) -> C.AttentionContributions:
+    mlp = None if a.mlp is None else a.mlp[idx]
+    return C.AttentionContributions(a.layer, a.queries[idx], a.heads[idx], a.residual[idx], mlp)
+
+
+def routes_and_blocks(
+    trace: Trace, target: int, threshold: float = 0.04,
+    memory_budget_mb: float = C.DEFAULT_MEMORY_BUDGET_MB,
+) -> tuple[RouteGraph | None, tuple[C.AttentionContributions, ...]]:  # fmt: skip
+    """The routes to ``target`` (None where none survives the threshold) and every layer's
+    attention block at ``target`` (its per-head contributions), in one walk: the blocks the
+    routes computed there anyway are not computed again (the batch job's rows)."""
+    target = check_index("Target position", target, trace.n_tokens, negative=True)
+    provider = _WatchedContributions(trace, target, memory_budget_mb)
+    try:
+        graph = _routes(trace, provider, [target], threshold, None)
+    except EmptyRoutesError:
+        graph = None
+    return graph, tuple(provider.at_watch(layer) for layer in range(trace.n_layers))
+
+
 @dataclass(frozen=True, eq=False)
 class FullGraph:
     """Every target's contributions: per layer, attention heads [T, T, H] and residual [T],

@@ -21,7 +21,7 @@ from lmtt.corpus.prompt_files import PromptRow
 from lmtt.errors import EmptyRoutesError
 from lmtt.flow import contributions as C
 from lmtt.flow.diff import diff_routes
-from lmtt.flow.graph import routes
+from lmtt.flow.graph import routes, routes_and_blocks
 
 TABLES = ("prompts", "edges", "heads", "neurons", "diffs")
 
@@ -66,11 +66,12 @@ def _routes_or_none(trace, pos: int, threshold: float):
         return None
 
 
-def _block_rows(trace, pos: int, prompt_id: int, carried: set, top_neurons: int) -> tuple:
-    """The heads' and the top neurons' rows of every layer at ``pos``."""
+def _block_rows(trace, pos: int, prompt_id: int, carried: set, blocks, top_neurons: int) -> tuple:
+    """The heads' (from ``blocks``: each layer's attention block at ``pos``) and the top
+    neurons' rows of every layer at ``pos``."""
     heads, neurons = [], []
     for layer in range(trace.n_layers):
-        per_head = C.attention_contributions(trace, layer, [pos]).per_head[0].tolist()
+        per_head = blocks[layer].per_head[0].tolist()
         heads += [{"prompt_id": prompt_id, "layer": layer, "head": h, "contribution": c,
                    "on_routes": (layer, h) in carried} for h, c in enumerate(per_head)]  # fmt: skip
         n = C.neuron_contributions(trace, layer, [pos]).neurons[0]
@@ -88,14 +89,14 @@ def prompt_rows(
     of the row's counterfactual prompt, for the ``diffs`` table."""
     pos = trace.default_target()  # the last token; a masked LM's first [MASK]
     target = _target(model, trace, row, pos)
-    graph = _routes_or_none(trace, pos, settings.threshold)
+    graph, blocks = routes_and_blocks(trace, pos, settings.threshold)  # one walk for both
     edges = () if graph is None else graph.edges
     effects, completeness = {}, float("nan")
     if settings.verify and graph is not None:
         effects, completeness = _verified(model, trace, graph, target, row, pos)
     carried = {(e.target.layer, h) for e in edges if e.kind == "attention"
                for h, w in enumerate(e.heads or ()) if w >= settings.threshold}  # fmt: skip
-    heads, neurons = _block_rows(trace, pos, prompt_id, carried, settings.top_neurons)
+    heads, neurons = _block_rows(trace, pos, prompt_id, carried, blocks, settings.top_neurons)
     probs = trace.logits[pos].float().softmax(-1)
     prompt = {"prompt_id": prompt_id, "prompt": row.prompt, "n_tokens": trace.n_tokens,
               "target_pos": pos, "target": trace.vocab[target], "target_prob": float(probs[target]),

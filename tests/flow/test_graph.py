@@ -224,3 +224,25 @@ def test_elements_are_found_by_id(trace_and_full):
     for bad in ("resid:0", "resid:0:1>resid:0:2", "a>b>attention", "x:0:1>resid:0:2>mlp"):
         with pytest.raises(ValueError):
             graph.find(bad)
+
+
+@pytest.mark.parametrize("threshold", [0.02, 0.1, 0.9])
+def test_routes_and_blocks_equal_the_routes_and_each_block_alone(tiny_model, threshold):
+    """One walk gives the routes (as routes() does) and every layer's attention block at the
+    target (as attention_contributions at that one query gives it), bit for bit; past every
+    route's weight the graph is None and the blocks are still there."""
+    from lmtt.flow import contributions as C
+    from lmtt.flow.graph import routes_and_blocks
+
+    trace = run_trace(tiny_model, "When Mary and John went to the store, John gave a drink to")
+    target = trace.n_tokens - 1
+    graph, blocks = routes_and_blocks(trace, target, threshold)
+    try:
+        assert graph == routes(trace, [target], threshold)
+    except EmptyRoutesError:
+        assert graph is None
+    assert len(blocks) == trace.n_layers
+    for layer, block in enumerate(blocks):
+        alone = C.attention_contributions(trace, layer, [target])
+        assert block.queries.tolist() == [target]
+        assert torch.equal(block.heads, alone.heads) and torch.equal(block.residual, alone.residual)
