@@ -56,8 +56,9 @@ def _can_be_lean(attn, kwargs: dict) -> bool:
     return not getattr(attn.config, "use_attn_result", False)
 
 
-def _lean_forward(attn, original):
-    """``attn._reconstruct_attention`` through the fused kernel (else ``original``)."""
+def _lean_forward(attn, original, seen: dict):
+    """``attn._reconstruct_attention`` through the fused kernel (else ``original``);
+    ``seen``: the pass's masks already checked (:func:`fused_mask`)."""
 
     def reconstruct(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> tuple:
         if not _can_be_lean(attn, kwargs):
@@ -65,7 +66,7 @@ def _lean_forward(attn, original):
         n_heads = attn.config.n_heads
         n_kv = getattr(attn.config, "n_key_value_heads", None) or n_heads
         q4, k4, v4, batch, seq, head_dim = attn._reshape_qkv_to_heads(q, k, v, n_heads, n_kv)
-        mask = fused_mask(attn, kwargs, seq)
+        mask = fused_mask(attn, kwargs, seq, seen)
         if mask is False or k4.shape[-2] != seq:
             return original(q, k, v, **kwargs)
         z = fused_attention(attn, q4, k4, v4, mask, bridge_scale(attn))
@@ -80,19 +81,20 @@ def wants_pattern(kinds) -> bool:
     return bool(PATTERN_KINDS & set(kinds))
 
 
-def _shadow(attn, enabled: bool) -> str | None:
+def _shadow(attn, enabled: bool, seen: dict) -> str | None:
     """Shadow one attention module's method for this pass, on the instance's own dict (the
     bridge passes other attributes on to the HF module): the attribute's name, or None."""
     kind = type(attn)
     if kind is JointQKVPositionEmbeddingsAttentionBridge:  # lean or not: it fires rotated q, k
-        method = joint_rotary_reconstruct(attn, attn._reconstruct_attention, enabled)
+        method = joint_rotary_reconstruct(attn, attn._reconstruct_attention, enabled, seen)
         vars(attn)["_reconstruct_attention"] = method
         return "_reconstruct_attention"
     if enabled and kind is JointQKVAttentionBridge:
-        vars(attn)["_reconstruct_attention"] = _lean_forward(attn, attn._reconstruct_attention)
+        method = _lean_forward(attn, attn._reconstruct_attention, seen)
+        vars(attn)["_reconstruct_attention"] = method
         return "_reconstruct_attention"
     if enabled and kind is PositionEmbeddingsAttentionBridge:
-        vars(attn)["forward"] = lean_rotary_forward(attn, attn.forward)
+        vars(attn)["forward"] = lean_rotary_forward(attn, attn.forward, seen)
         return "forward"
     return None
 
@@ -106,10 +108,11 @@ def lean_attention(bridge, enabled: bool) -> Iterator[int]:
     restored (and its kept pattern dropped) on exit. Call it under the model's lock: it
     changes the shared modules for the length of one forward pass."""
     shadowed = []  # (module, the attribute shadowed on it)
+    seen: dict = {}  # the pass's attention masks, checked once (every layer shares one)
     try:
         for block in bridge.blocks:
             attn = getattr(block, "attn", None)
-            name = _shadow(attn, enabled) if attn is not None else None
+            name = _shadow(attn, enabled, seen) if attn is not None else None
             if name is not None:
                 shadowed.append((attn, name))
         yield len(shadowed)

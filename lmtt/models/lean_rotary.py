@@ -91,23 +91,24 @@ def _rotate(q: torch.Tensor, k: torch.Tensor, cos, sin, head_dim: int, config) -
     return apply_rotary_pos_emb(q, k, cos, sin)
 
 
-def _fused_ready(attn, args: tuple, kwargs: dict):
+def _fused_ready(attn, args: tuple, kwargs: dict, seen: dict):
     """(hidden states, mask for the fused kernel) when this call can be lean, else None."""
     hidden = kwargs.get("hidden_states", args[0] if args else None)
     if not isinstance(hidden, torch.Tensor) or not can_be_lean(attn, kwargs):
         return None
     if kwargs.get("position_embeddings") is None:  # the bridge warns (rotary) or runs unrotated
         return None
-    mask = fused_mask(attn, kwargs, hidden.shape[-2])
+    mask = fused_mask(attn, kwargs, hidden.shape[-2], seen)
     return None if mask is False else (hidden, mask)
 
 
-def lean_rotary_forward(attn, original):
+def lean_rotary_forward(attn, original, seen: dict):
     """``attn.forward`` with the fused kernel for the scores, pattern and z, where
-    :func:`can_be_lean` (else ``original``): the same hooks up to the rotated q and k."""
+    :func:`can_be_lean` (else ``original``): the same hooks up to the rotated q and k;
+    ``seen``: the pass's masks already checked (:func:`fused_mask`)."""
 
     def forward(*args, **kwargs):
-        ready = _fused_ready(attn, args, kwargs)
+        ready = _fused_ready(attn, args, kwargs, seen)
         if ready is None:
             return original(*args, **kwargs)
         hidden, mask = ready
@@ -149,12 +150,12 @@ def _eager_attention(attn, q, k, v, kwargs: dict) -> tuple[torch.Tensor, torch.T
     return torch.matmul(pattern, v), pattern
 
 
-def joint_rotary_reconstruct(attn, original, lean: bool):
+def joint_rotary_reconstruct(attn, original, lean: bool, seen: dict):
     """``attn._reconstruct_attention`` for the bridge's joint-QKV rotary attention (GPT-NeoX,
     Falcon, Phi-3), as the bridge computes it plus the rotated-q/k hooks it registers but
     never fires; with ``lean``, the fused kernel instead of the eager scores where the mask
-    allows. A KV cache, per-head results or a call without rotary embeddings keep
-    ``original``."""
+    allows (``seen``: the pass's masks already checked). A KV cache, per-head results or a
+    call without rotary embeddings keep ``original``."""
 
     def reconstruct(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> tuple:
         cached = any(kwargs.get(key) is not None for key in CACHE_ARGUMENTS)
@@ -167,7 +168,7 @@ def joint_rotary_reconstruct(attn, original, lean: bool):
         cos, sin = attn._apply_position_embedding_hooks(kwargs["position_embeddings"])
         q, k = attn._apply_rotary_pos_emb(q, k, cos, sin)
         q, k = attn.hook_rot_q(q), attn.hook_rot_k(k)
-        mask = fused_mask(attn, kwargs, seq) if lean and not attn.training else False
+        mask = fused_mask(attn, kwargs, seq, seen) if lean and not attn.training else False
         if mask is False:
             z, pattern = _eager_attention(attn, q, k, v, kwargs)
         else:

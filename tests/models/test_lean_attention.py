@@ -128,3 +128,8 @@ def test_an_exactly_causal_mask_takes_the_kernels_causal_path(gpt2_model):
     two = causal.expand(2, 1, T, T)
     assert fused_mask(attn, {"attention_mask": two}, T) is two
     assert fused_mask(attn, {"attention_mask": causal[0]}, T) is False  # not 4D
+    seen: dict = {}  # one forward pass: every layer's call on one mask checks it once
+    for _ in range(3):
+        assert fused_mask(attn, {"attention_mask": causal}, T, seen) is None
+        assert fused_mask(attn, {"attention_mask": padded}, T, seen) is padded
+    assert [entry[1] for entry in seen.values()] == [True, False]
