@@ -59,8 +59,6 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
     block = bridge.blocks[layer]
     attn = block.attn
     H, Hkv, d, dh = dims.n_heads, dims.n_kv_heads, dims.d_model, dims.d_head
-    norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
-    has_norm = norm is not None and "ln1_scale" in family.hooks
     rotary = family.positions == "rotary"
     cos, sin = _rotary(bridge, attn, n_tokens, dh, layer) if rotary else (None, None)
     return QKWeights(
@@ -68,8 +66,7 @@ def read_qk(bridge, dims, family, layer: int, n_tokens: int) -> QKWeights:
         b_Q=as_f32(getattr(attn, "b_Q", None), (H, dh)),
         W_K=repeat_kv(as_f32(attn.W_K, (Hkv, d, dh)), H, dim=0),
         b_K=repeat_kv(as_f32(getattr(attn, "b_K", None), (Hkv, dh)), H, dim=0),
-        norm_w=norm_gain(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
-        norm_b=as_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+        **_input_norm(block, family, d),
         **_qk_norms(attn, family, H, Hkv, dh),
         cos=cos,
         sin=sin,
@@ -91,13 +88,20 @@ def read_value_map(bridge, dims, family, layer: int) -> ValueMap:
     """Layer ``layer``'s value map (every family: no rotary or query/key norm touches it)."""
     block = bridge.blocks[layer]
     H, Hkv, d, dh = dims.n_heads, dims.n_kv_heads, dims.d_model, dims.d_head
-    norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
-    has_norm = norm is not None and "ln1_scale" in family.hooks
     return ValueMap(
         W_V=repeat_kv(as_f32(block.attn.W_V, (Hkv, d, dh)), H, dim=0),
-        norm_w=norm_gain(getattr(norm, "w", None), d, family.norm_offset) if has_norm else None,
-        norm_b=as_f32(getattr(norm, "b", None), (d,)) if has_norm else None,
+        **_input_norm(block, family, d),
     )
+
+
+def _input_norm(block, family, d: int) -> dict:
+    """The gain and bias of the norm the attention reads its input through (None for both
+    where it reads the residual unnormed: no pre-norm, or a post-norm block)."""
+    norm = getattr(block, "ln1", None) if family.norm_placement != "post" else None
+    if norm is None or "ln1_scale" not in family.hooks:
+        return {"norm_w": None, "norm_b": None}
+    return {"norm_w": norm_gain(getattr(norm, "w", None), d, family.norm_offset),
+            "norm_b": as_f32(getattr(norm, "b", None), (d,))}  # fmt: skip
 
 
 def _qk_norms(attn, family, H: int, Hkv: int, dh: int) -> dict:

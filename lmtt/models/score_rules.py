@@ -55,24 +55,26 @@ def _alibi_slopes(n_heads: int) -> tuple[float, ...]:
     return tuple(float(x) for x in alibi[:, 0, 1])
 
 
+def _rule(attn, config, layer: int, d_head: int) -> ScoreRule:
+    """One layer's rule, from its bridge module ``attn`` and the model's config."""
+    hf_attn = attn.original_component
+    if type(attn) is BloomAttentionBridge:  # ALiBi: the model's own slopes
+        return ScoreRule(d_head**-0.5, alibi=_alibi_slopes(attn.config.n_heads))
+    if hasattr(hf_attn, "attention_type"):  # GPT-Neo: unscaled, windowed "local" layers
+        return ScoreRule(
+            1.0, None, config.window_size if hf_attn.attention_type == "local" else None
+        )
+    if type(attn) is JointQKVAttentionBridge:
+        scale = bridge_scale(attn)
+    else:
+        scale = float(getattr(hf_attn, "scaling", None) or d_head**-0.5)
+    softcap = getattr(hf_attn, "attn_logit_softcapping", None)
+    return ScoreRule(scale, softcap or None, _window(hf_attn, config, layer))
+
+
 def score_rules(bridge, d_head: int) -> tuple[ScoreRule, ...]:
     """Each layer's :class:`ScoreRule`, from the bridge's attention modules and the config."""
     config = getattr(getattr(bridge, "original_model", None), "config", None)
-    rules = []
-    for layer, block in enumerate(bridge.blocks):
-        attn = block.attn
-        hf_attn = attn.original_component
-        if type(attn) is BloomAttentionBridge:  # ALiBi: the model's own slopes
-            rules.append(ScoreRule(d_head**-0.5, alibi=_alibi_slopes(attn.config.n_heads)))
-            continue
-        if type(attn) is JointQKVAttentionBridge:
-            scale = bridge_scale(attn)
-        elif hasattr(hf_attn, "attention_type"):  # GPT-Neo: unscaled, windowed "local" layers
-            local = hf_attn.attention_type == "local"
-            rules.append(ScoreRule(1.0, None, config.window_size if local else None))
-            continue
-        else:
-            scale = float(getattr(hf_attn, "scaling", None) or d_head**-0.5)
-        softcap = getattr(hf_attn, "attn_logit_softcapping", None)
-        rules.append(ScoreRule(scale, softcap or None, _window(hf_attn, config, layer)))
-    return tuple(rules)
+    return tuple(
+        _rule(block.attn, config, layer, d_head) for layer, block in enumerate(bridge.blocks)
+    )
