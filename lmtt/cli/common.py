@@ -150,6 +150,18 @@ def output_folder(path: str | None) -> Path | None:
     return None if path is None else check_output(path, folder=True)
 
 
+def csv_bytes(rows: list[dict]) -> bytes:
+    """Rows of dicts (one key set, the first row's) as UTF-8 CSV with a header."""
+    import csv
+    import io
+
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode("utf-8")
+
+
 def write_files(folder: Path, files: dict[str, bytes]) -> None:
     """Write the already-rendered files into ``folder``, each atomically."""
     with disk_errors(folder):

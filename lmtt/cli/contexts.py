@@ -57,17 +57,11 @@ def cmd_contexts(args) -> int:
 
 
 def _write_matches(matches, upos: dict, deprel: dict, out: Path, layer: int) -> None:
-    import csv
-    import io
     from dataclasses import asdict
 
     from lmtt.viz.static import figure_png_svg, tag_histograms_static
 
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=list(asdict(matches[0])))
-    writer.writeheader()
-    writer.writerows(asdict(m) for m in matches)
-    files = {"matches.csv": table.getvalue().encode("utf-8")}
+    files = {"matches.csv": common.csv_bytes([asdict(m) for m in matches])}
     if upos:
         title = f"{len(matches)} nearest contexts, layer {layer}"
         png, svg = figure_png_svg(tag_histograms_static(upos, deprel, title))

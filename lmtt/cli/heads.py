@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -23,8 +21,6 @@ def _prompts(path: str | None) -> list[str]:
 
 def _same_model(a: str, b: str) -> bool:
     """Whether two model names name one model (local folders compared as resolved paths)."""
-    from pathlib import Path
-
     if Path(a).is_dir() and Path(b).is_dir():
         return Path(a).resolve() == Path(b).resolve()
     return a == b
@@ -79,14 +75,10 @@ def _write(out: Path, catalogue, x: str, y: str) -> None:
     from lmtt.viz.static import figure_png_svg
 
     rows = catalogue.rows()
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
     report = {"model": catalogue.model, "prompts": list(catalogue.prompts),
               "random_sequences": catalogue.random_sequences.tolist(), "heads": rows}  # fmt: skip
     png, svg = figure_png_svg(head_scatter_static(catalogue, x, y))
-    common.write_files(out, {"heads.csv": text.getvalue().encode(), "heads.png": png,
+    common.write_files(out, {"heads.csv": common.csv_bytes(rows), "heads.png": png,
                              "heads.svg": svg,
                              "heads.json": json.dumps(report, indent=1).encode()})  # fmt: skip
     common.console().print(f"wrote heads.csv, heads.json, heads.png and heads.svg to {out}")
