@@ -113,7 +113,7 @@ class Trace:
         """A[l]: attention pattern; rows sum to 1. A trace that kept the queries and keys
         instead (the routes' default where they rebuild the pattern) computes it, one layer
         at a time: prefer :meth:`pattern_rows` for a few queries."""
-        if ("pattern", layer) in self.activations or not self._rebuilds_pattern(layer):
+        if not self._rebuilds_pattern(layer):
             return self._get("pattern", layer)
         return self.pattern_rows(layer, torch.arange(self.n_tokens))
 
@@ -122,7 +122,7 @@ class Trace:
         stored pattern or computed from the queries and keys: softmax(q . k * scale) over
         the keys each query may attend (equal to the model's own, tested per family)."""
         idx = torch.as_tensor(queries, dtype=torch.long).reshape(-1)
-        if ("pattern", layer) in self.activations or not self._rebuilds_pattern(layer):
+        if not self._rebuilds_pattern(layer):
             return self._get("pattern", layer)[:, idx]
         # Rows are computed in fixed blocks of ROW_BLOCK positions, so a row's bits never
         # depend on which other rows were asked for (lazy routes equal the full graph's).
@@ -161,7 +161,10 @@ class Trace:
         out[:, stop - start :] = 0.0
 
     def _rebuilds_pattern(self, layer: int) -> bool:
-        """Whether this trace's queries and keys make ``layer``'s pattern."""
+        """Whether ``layer``'s pattern is computed from this trace's queries and keys: it was
+        not stored, and they were, and they make it."""
+        if ("pattern", layer) in self.activations:
+            return False
         held = ("q", layer) in self.activations and ("k", layer) in self.activations
         return held and self.family.qk_rows
 
