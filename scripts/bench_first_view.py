@@ -2,21 +2,20 @@
 
     python scripts/bench_first_view.py [--sessions 5]
 
-Starts two servers side by side: the lmtt app on the demo model and, as the floor, a bare
-Streamlit page drawing one Plotly chart with a title (Streamlit's own page load, websocket and
-one chart, nothing of lmtt). For each, opens ``--sessions`` fresh browser contexts in
-Debian's Chromium (Playwright) and times ``goto`` until the chart's title is drawn. The
-first lmtt session (which loads the model and traces the default prompt) is reported apart.
-Prints a table and saves JSON to ``scripts/results/first_view.json``.
+Starts two servers side by side (lmtt.ui.launch.app_server): the lmtt app on the demo model
+and, as the floor, a bare Streamlit page drawing one Plotly chart with a title (Streamlit's
+own page load, websocket and one chart, nothing of lmtt). For each, opens ``--sessions``
+fresh browser contexts in Debian's Chromium (Playwright) and times ``goto`` until the
+chart's title is drawn. The first lmtt session (which loads the model and traces the
+default prompt) is reported apart. Prints a table and saves JSON to
+``scripts/results/first_view.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,23 +31,6 @@ st.title("floor")
 st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout={"title": "Routes to"}))
 """
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-
-
-def _floor_server(folder: Path):
-    """A bare Streamlit server of FLOOR_APP (same flags as lmtt.ui.launch.app_server)."""
-    from lmtt.ui.launch import _wait_healthy, free_port
-
-    app = folder / "floor.py"
-    app.write_text(FLOOR_APP, encoding="utf-8")
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url, proc, 60)
-    return url, proc
 
 
 def _first_chart_s(browser, url: str, title: str) -> float:
@@ -75,23 +57,21 @@ def main() -> None:
     p.add_argument("--sessions", type=int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "scripts" / "results" / "first_view.json")
     args = p.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="lmtt-first-view-"))
-    floor_url, floor = _floor_server(folder)
+    floor_app = Path(tempfile.mkdtemp(prefix="lmtt-first-view-")) / "floor.py"
+    floor_app.write_text(FLOOR_APP, encoding="utf-8")
     rows = {}
-    try:
-        with app_server() as (url, _), sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-            cold = _first_chart_s(browser, url, "Routes to position")  # loads, traces, caches
-            for name, target in (("floor", floor_url), ("lmtt", url)):
-                times = [_first_chart_s(browser, target, "Routes to") for _ in range(args.sessions)]
-                rows[name] = {
-                    "median_s": round(statistics.median(times), 3),
-                    "min_s": round(min(times), 3),
-                    "all_s": [round(t, 3) for t in times],
-                }
-            browser.close()
-    finally:
-        floor.terminate()
+    floor, lmtt_app = app_server(script=floor_app), app_server()
+    with floor as (floor_url, _), lmtt_app as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        cold = _first_chart_s(browser, url, "Routes to position")  # loads, traces, caches
+        for name, target in (("floor", floor_url), ("lmtt", url)):
+            times = [_first_chart_s(browser, target, "Routes to") for _ in range(args.sessions)]
+            rows[name] = {
+                "median_s": round(statistics.median(times), 3),
+                "min_s": round(min(times), 3),
+                "all_s": [round(t, 3) for t in times],
+            }
+        browser.close()
     result = {
         "sessions": args.sessions,
         "lmtt_first_session_s": round(cold, 3),

@@ -24,10 +24,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(env: dict | None = None, timeout: float = 90) -> Iterator[tuple[str, int]]:
-    """(URL, server pid) of a fresh app server with ``env`` added to the environment."""
+def app_server(
+    env: dict | None = None, timeout: float = 90, script: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """(URL, server pid) of a fresh app server with ``env`` added to the environment
+    (``script``: another Streamlit script than lmtt's app.py, e.g. a benchmark's floor)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_DIR / "app.py"),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script or REPO_DIR / "app.py"),
            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port",
            str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType",
            "none"]  # fmt: skip
