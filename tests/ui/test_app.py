@@ -334,3 +334,18 @@ def test_an_attention_edge_explains_itself(gpt2_folder):
     assert at.dataframe  # what this edge's own write promotes and suppresses
     at.selectbox(key=f"edge_write_{edge}").set_value(0).run()
     assert not at.exception and any("by what H0 of layer" in c.value for c in at.caption)
+
+
+def test_a_graph_click_picks_a_target_only_from_a_well_formed_payload(monkeypatch):
+    """The chart's selection comes from the browser: "target:<digits>" picks that target, a
+    node or edge id selects it, and anything else under the target prefix is ignored."""
+    from lmtt.ui import state
+    from lmtt.ui.routes import graph_panel
+
+    picked, selected = [], []
+    monkeypatch.setattr(state, "pick_target", picked.append)
+    monkeypatch.setattr(state, "select", selected.append)
+    for payload in ("target:3", "target:-1", "target:3x", "target:", "resid:0:2"):
+        monkeypatch.setattr(state, "chart_points", lambda key, p=payload: [{"customdata": p}])
+        graph_panel._on_chart_select()
+    assert picked == [3] and selected == ["resid:0:2"]

@@ -18,7 +18,9 @@ def _on_chart_select() -> None:
     points = state.chart_points(CHART_KEY)
     ids = [p.get("customdata") for p in points if isinstance(p.get("customdata"), str)]
     if ids and ids[0].startswith(TARGET_PICK):
-        state.pick_target(int(ids[0].removeprefix(TARGET_PICK)))
+        position = ids[0].removeprefix(TARGET_PICK)
+        if position.isdecimal():  # a click's payload comes from the browser: numbers only
+            state.pick_target(int(position))  # out of range: the picker falls back to its default
     elif ids:
         state.select(ids[0])
 
