@@ -30,18 +30,19 @@ TILE = 8  # queries sharing each part direction while it is in cache
 
 
 @njit(parallel=True, fastmath={"reassoc", "nsz", "contract"})
-def _proximity_kernel(y, scales, vecs, vec_norms, limits, eps, out):  # pragma: no cover (JIT)
-    """out[b, k*G + g] = max(eps, ||y_b||_1 - ||y_b - scales[g,b,k] * vecs[g,k]||_1), k <=
-    limits[b].
+def _proximity_kernel(y, scales, vecs, vec_norms, limits, offsets, eps, out):  # pragma: no cover
+    """out[b, k*G + g] = max(eps, ||y_b||_1 - ||y_b - scales[g,b,k] * vecs[g,o_b+k]||_1), k <=
+    limits[b], o_b = offsets[b].
 
-    y [B, d], scales [G, B, K] (the pattern's own layout for attention), vecs [G, K, d],
-    vec_norms [G, K], limits [B]; out [B, >= K*G] (entries past a row's limit, and any
-    columns after K*G, are left as they are). Each part direction vecs[g, k] is read once per
-    tile of TILE queries (not once per query), while it is in cache; every entry is summed
-    over d in the same order as one query at a time, so the tiling changes no bit.
+    y [B, d], scales [G, B, K] (the pattern's own layout for attention), vecs [G, N, d],
+    vec_norms [G, N], limits [B], offsets [B] (where row b's parts begin in vecs: 0 but in a
+    stacked trace, whose rows read their own prompt's parts); out [B, >= K*G] (entries past a
+    row's limit, and any columns after K*G, are left as they are). Each part direction is
+    read once per tile of TILE queries (not once per query) while it is in cache; every entry
+    is summed over d in the same order as one query at a time, so the tiling changes no bit.
     """
     B, d = y.shape
-    G, K = vec_norms.shape
+    G = vec_norms.shape[0]
     n_tiles = (B + TILE - 1) // TILE
     for gt in prange(G * n_tiles):
         g = gt // n_tiles
@@ -51,13 +52,12 @@ def _proximity_kernel(y, scales, vecs, vec_norms, limits, eps, out):  # pragma: 
         for b in range(b0, b1):
             k_last = max(k_last, limits[b])
         for k in range(k_last + 1):
-            w = vecs[g, k]
-            bound = vec_norms[g, k]
             for b in range(b0, b1):
                 if k > limits[b]:
                     continue
+                w = vecs[g, offsets[b] + k]
                 s = scales[g, b, k]
-                if abs(s) * bound <= eps:
+                if abs(s) * vec_norms[g, offsets[b] + k] <= eps:
                     out[b, k * G + g] = eps
                     continue
                 # sum_e |y_e| - |y_e - s w_e|: each term is at most |s w_e|, so summing the
@@ -84,6 +84,12 @@ def _limits(limits, B: int, K: int) -> torch.Tensor:
     return torch.as_tensor(limits, dtype=torch.long).reshape(-1).cpu()
 
 
+def _offsets(offsets, B: int) -> torch.Tensor:
+    if offsets is None:
+        return torch.zeros(B, dtype=torch.long)
+    return torch.as_tensor(offsets, dtype=torch.long).reshape(-1).cpu()
+
+
 def _on_accelerator(device) -> bool:
     """Whether ``device`` is not the CPU (so the torch kernel runs there)."""
     return device is not None and torch.device(device).type != "cpu"
@@ -92,37 +98,40 @@ def _on_accelerator(device) -> bool:
 def raw_proximities(
     y: Float[torch.Tensor, "B d"],
     scales: Float[torch.Tensor, "G B K"],
-    vecs: Float[torch.Tensor, "G K d"],
+    vecs: Float[torch.Tensor, "G N d"],
     limits=None,
     vec_norms: torch.Tensor | None = None,
     extra: int = 0,
     device: str | torch.device | None = None,
     eps: float = EPS,
+    offsets=None,
 ) -> Float[torch.Tensor, "B n"]:
-    """Raw proximities of parts ``scales[g,b,k] * vecs[g,k]`` to ``y[b]`` as columns
-    ``k*G + g`` of a [B, K*G + extra] tensor (the extra columns zero, for the caller's
-    other parts); ``limits[b]`` is the last k of row b (later entries 0). On the CPU (device
-    None or "cpu") the tiled numba kernel; elsewhere :func:`torch_proximities`."""
+    """Raw proximities of parts ``scales[g,b,k] * vecs[g,offsets[b]+k]`` to ``y[b]`` as
+    columns ``k*G + g`` of a [B, K*G + extra] tensor (the extra columns zero, for the
+    caller's other parts); ``limits[b]`` is the last k of row b (later entries 0);
+    ``offsets`` (default 0) where row b's parts begin in ``vecs``. On the CPU (device None or
+    "cpu") the tiled numba kernel; elsewhere :func:`torch_proximities`."""
     G, B, K = scales.shape
-    lim = _limits(limits, B, K)
+    lim, off = _limits(limits, B, K), _offsets(offsets, B)
     if _on_accelerator(device):
-        raw = torch_proximities(y, scales, vecs, lim, eps, device=device)
+        raw = torch_proximities(y, scales, vecs, lim, eps, device=device, offsets=off)
         return torch.cat([raw.permute(0, 2, 1).reshape(B, K * G), torch.zeros(B, extra)], 1)
     norms = part_norms(vecs) if vec_norms is None else vec_norms
     out = np.zeros((B, K * G + extra), dtype=np.float32)
     _proximity_kernel(_numpy(y), _numpy(scales), _numpy(vecs), _numpy(norms), lim.numpy(),
-                      np.float32(eps), out)  # fmt: skip
+                      off.numpy(), np.float32(eps), out)  # fmt: skip
     return torch.from_numpy(out)
 
 
 def torch_proximities(
     y: Float[torch.Tensor, "B d"],
     scales: Float[torch.Tensor, "G B K"],
-    vecs: Float[torch.Tensor, "G K d"],
+    vecs: Float[torch.Tensor, "G N d"],
     limits: torch.Tensor,
     eps: float = EPS,
     device: str | torch.device = "cpu",
     memory_budget_mb: float = 256.0,
+    offsets: torch.Tensor | None = None,
 ) -> Float[torch.Tensor, "B G K"]:
     """The proximity kernel in torch, on ``device`` (CUDA, MPS, or the CPU), in chunks of
     queries and parts whose [b, g, k, d] block fits ``memory_budget_mb``; equal to the numba
@@ -130,9 +139,9 @@ def torch_proximities(
     G, B, K = scales.shape
     d = y.shape[-1]
     y, s, v = (t.detach().float().to(device) for t in (y, scales, vecs))
-    lim = limits.to(device)
-    bound = v.abs().sum(-1)  # [G, K]
-    per_row = max(1, int(memory_budget_mb * 2**20 // (4 * 3 * G * d)))  # of (b, k) pairs
+    lim, off = limits.to(device), _offsets(offsets, B).to(device)
+    bound = v.abs().sum(-1)  # [G, N]
+    per_row = max(1, int(memory_budget_mb * 2**20 // (4 * 4 * G * d)))  # of (b, k) pairs
     k_chunk = min(K, per_row)
     b_chunk = max(1, per_row // k_chunk)
     out = torch.zeros(B, G, K, device=device)
@@ -140,10 +149,11 @@ def torch_proximities(
         yb = y[b0 : b0 + b_chunk, None, None, :]  # [b, 1, 1, d]
         for k0 in range(0, K, k_chunk):
             sk = s[:, b0 : b0 + b_chunk, k0 : k0 + k_chunk].transpose(0, 1)  # [b, G, k]
-            part = sk[..., None] * v[None, :, k0 : k0 + k_chunk]  # [b, G, k, d]
-            raw = (yb.abs() - (yb - part).abs()).sum(-1).clamp_min(eps)
-            raw = torch.where(sk.abs() * bound[None, :, k0 : k0 + k_chunk] <= eps, eps, raw)
             k_idx = torch.arange(k0, k0 + sk.shape[-1], device=device)
+            at = (off[b0 : b0 + b_chunk, None] + k_idx[None, :]).clamp_max(v.shape[1] - 1)
+            part = sk[..., None] * v[:, at].transpose(0, 1)  # [b, G, k, d]
+            raw = (yb.abs() - (yb - part).abs()).sum(-1).clamp_min(eps)
+            raw = torch.where(sk.abs() * bound[:, at].transpose(0, 1) <= eps, eps, raw)
             live = k_idx[None, :] <= lim[b0 : b0 + b_chunk, None]  # [b, k]
             out[b0 : b0 + b_chunk, :, k0 : k0 + k_chunk] = raw * live[:, None, :]
     return out.cpu()
@@ -197,7 +207,8 @@ class AttentionContributions:
     parallel block) for the query positions ``queries``.
 
     heads[q, j, h]: part (j, h) (0 for j > i in a decoder); residual[q]: the residual
-    ``x[layer, i]``; mlp[q]: a parallel block's MLP write (None otherwise).
+    ``x[layer, i]``; mlp[q]: a parallel block's MLP write (None otherwise). In a stacked
+    trace, j is a position of the query's own prompt (``trace.key_span`` of them).
     heads.sum((1, 2)) + residual (+ mlp) == 1 for every q.
     """
 
@@ -219,7 +230,7 @@ class AttentionContributions:
 
 
 def _query_chunk(trace: Trace, memory_budget_mb: float) -> int:
-    T, H = trace.n_tokens, trace.dims.n_heads
+    T, H = trace.key_span, trace.dims.n_heads
     per_query = T * H * 4 * 3  # scales, raw and normalised contributions, float32
     return max(1, int(memory_budget_mb * 2**20 // per_query))
 
@@ -245,15 +256,18 @@ def attention_contributions(
     if mlp is not None:
         others.append(mlp)
     chunk = _query_chunk(trace, memory_budget_mb)
-    T, H, k = trace.n_tokens, trace.n_heads, len(others)
+    T, H, k = trace.key_span, trace.n_heads, len(others)
     parts = [torch.zeros(0, T * H + k)]
     for start in range(0, len(q_idx), chunk):
         q = q_idx[start : start + chunk]
         y = target[q]  # [Q, d]
         scales = decompose.head_scales(trace, layer, q)  # [H, Q, T]
-        limits = q if trace.family.causal else torch.full_like(q, T - 1)
+        offsets = q - q % T  # where each query's prompt begins (0 but in a stacked trace)
+        limits = q - offsets if trace.family.causal else torch.full_like(q, T - 1)
         # columns j*H + h: part (j, h), as heads[q, j, h]; then the other parts
-        raw = raw_proximities(y, scales, u, limits, u_norms, extra=k, device=device)
+        raw = raw_proximities(
+            y, scales, u, limits, u_norms, extra=k, device=device, offsets=offsets
+        )
         for c, o in enumerate(others):
             raw[:, T * H + c] = residual_proximity(y, o[q])
         parts.append(normalize(raw, renormalizing_threshold))

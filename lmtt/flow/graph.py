@@ -144,25 +144,25 @@ class _LazyContributions:
 
 
 class _WatchedContributions(_LazyContributions):
-    """Lazy contributions that also compute each attention block at ``watch`` (one position)
-    along with what the walk asks for, and keep that row: per-query results do not depend on
-    which queries are computed together (attention rows come in fixed blocks)."""
+    """Lazy contributions that also compute each attention block at the ``watch`` positions
+    along with what the walk asks for, and keep those rows: per-query results do not depend
+    on which queries are computed together (attention rows come in fixed blocks)."""
 
-    def __init__(self, trace: Trace, watch: int, budget_mb: float):
+    def __init__(self, trace: Trace, watch: torch.Tensor, budget_mb: float):
         super().__init__(trace, None, budget_mb)
-        self.watch, self.watched = watch, {}
+        self.watch, self.watched = torch.as_tensor(watch, dtype=torch.long).reshape(-1), {}
 
     def attention(self, layer: int, queries: torch.Tensor) -> C.AttentionContributions:
         asked = torch.as_tensor(queries, dtype=torch.long).reshape(-1)
-        both = torch.unique(torch.cat([asked, torch.tensor([self.watch])]))  # sorted
+        both = torch.unique(torch.cat([asked, self.watch]))  # sorted
         a = super().attention(layer, both)
-        self.watched[layer] = _rows(a, (both == self.watch).nonzero().flatten())
+        self.watched[layer] = _rows(a, torch.searchsorted(both, self.watch))
         return _rows(a, torch.searchsorted(both, asked))
 
     def at_watch(self, layer: int) -> C.AttentionContributions:
-        """The block of ``layer`` at the watched position (computed if the walk skipped it)."""
+        """The block of ``layer`` at the watched positions (computed if the walk skipped it)."""
         if layer not in self.watched:
-            self.watched[layer] = super().attention(layer, torch.tensor([self.watch]))
+            self.watched[layer] = super().attention(layer, self.watch)
         return self.watched[layer]
 
 
@@ -179,7 +179,7 @@ def routes_and_blocks(
     attention block at ``target`` (its per-head contributions), in one walk: the blocks the
     routes computed there anyway are not computed again (the batch job's rows)."""
     target = check_index("Target position", target, trace.n_tokens, negative=True)
-    provider = _WatchedContributions(trace, target, memory_budget_mb)
+    provider = _WatchedContributions(trace, torch.tensor([target]), memory_budget_mb)
     try:
         graph = _routes(trace, provider, [target], threshold, None)
     except EmptyRoutesError:
@@ -280,32 +280,47 @@ def _target_positions(trace: Trace, target_positions) -> list[int]:
 def _routes(trace, provider, target_positions, threshold, renorm, reading=None) -> RouteGraph:
     _check_threshold(threshold, "threshold")
     targets = _target_positions(trace, target_positions)
-    T, L = trace.n_tokens, trace.n_layers
-    reached = torch.zeros(T, dtype=torch.bool)
+    edges = walk(trace, provider, targets, threshold, reading)
+    if not edges:
+        raise _empty_routes(trace, provider, targets, threshold)
+    score = "proximity" if reading is None else "read"
+    return route_graph(trace, trace.token_strs, targets, threshold, renorm, edges, score)
+
+
+def walk(trace, provider, targets: list[int], threshold: float, reading=None) -> list[Edge]:
+    """The edges kept walking back from ``Resid(L-1, t)`` for each target t: per layer, the
+    contributions ``provider`` gives at the positions reached (section 3's pruning)."""
+    reached = torch.zeros(trace.n_tokens, dtype=torch.bool)
     reached[targets] = True
     edges: list[Edge] = []
     step = _parallel_step if trace.family.parallel else _sequential_step
     read = None if reading is None else ReadWalk.start(trace, targets, reading)
-    for layer in reversed(range(L)):
+    for layer in reversed(range(trace.n_layers)):
         n_before = len(edges)
         below = step(provider, layer, reached.nonzero().flatten(), threshold, edges, read)
         read = None if read is None else read.below(layer, edges[n_before:])
-        reached = torch.zeros(T, dtype=torch.bool)
+        reached = torch.zeros(trace.n_tokens, dtype=torch.bool)
         reached[below] = True
-    if not edges:
-        raise _empty_routes(trace, provider, targets, threshold)
-    nodes = {resid(L - 1, t) for t in targets}
+    return edges
+
+
+def route_graph(
+    trace, tokens, targets, threshold: float, renorm, edges: list[Edge], score: str
+) -> RouteGraph:  # fmt: skip
+    """The :class:`RouteGraph` of a walk's ``edges`` on ``trace``'s model, over ``tokens`` (its
+    nodes: the edges' ends and the targets)."""
+    nodes = {resid(trace.n_layers - 1, t) for t in targets}
     for e in edges:
         nodes.update((e.source, e.target))
     return RouteGraph(
         model=trace.model_name,
-        tokens=trace.token_strs,
+        tokens=tuple(tokens),
         target_positions=tuple(targets),
         threshold=float(threshold),
         renormalizing_threshold=renorm,
         nodes=tuple(sorted(nodes, key=Node.sort_key)),
         edges=tuple(sorted(edges, key=lambda e: (e.target.sort_key(), e.source.sort_key()))),
-        score="proximity" if reading is None else "read",
+        score=score,
     )
 
 
@@ -351,12 +366,14 @@ def _output_edges(layer: int, pos, mlp, residual, source, threshold: float, edge
 
 def _attention_edges(a, queries, layer: int, target, threshold: float, edges: list):
     """Attention edges above the threshold into ``target(layer, q)``; returns their sources."""
-    weights = a.sources  # [Q, T]
-    qi, src = (weights > threshold).nonzero(as_tuple=True)
-    heads = a.heads[qi, src].tolist()
-    triples = zip(queries[qi].tolist(), src.tolist(), weights[qi, src].tolist(), strict=True)
-    for (q, j, w), h in zip(triples, heads, strict=True):
-        edges.append(Edge(layer_input(layer, j), target(layer, q), "attention", w, tuple(h)))
+    weights = a.sources  # [Q, S]: the keys of each query's prompt (S of them)
+    qi, j = (weights > threshold).nonzero(as_tuple=True)
+    heads = a.heads[qi, j].tolist()
+    q = queries[qi]
+    src = q - q % weights.shape[1] + j  # positions (a stacked trace's keys: its prompt's)
+    triples = zip(q.tolist(), src.tolist(), weights[qi, j].tolist(), strict=True)
+    for (i, s, w), h in zip(triples, heads, strict=True):
+        edges.append(Edge(layer_input(layer, s), target(layer, i), "attention", w, tuple(h)))
     return src
 
 

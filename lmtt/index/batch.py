@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 
 from lmtt.corpus.prompt_files import PromptRow, file_fingerprint, read_prompt_file
 from lmtt.errors import IndexFolderError
+from lmtt.index.batch_explain import explain
 from lmtt.index.batch_rows import TABLES, BatchSettings, empty_table, prompt_rows
 from lmtt.index.jobs import FolderLock
 from lmtt.index.manifest import read_manifest, write_manifest
 from lmtt.io import atomic_path
-from lmtt.models.batched import run_traces
 from lmtt.models.trace import prepare_tokens, route_kinds
 
 MANIFEST = "batch.json"
@@ -84,16 +84,18 @@ def _manifest_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def check_rows(model, rows: list[PromptRow], ids: list[int]) -> None:
+def check_rows(model, rows: list[PromptRow], ids: list[int]) -> dict[int, torch.Tensor]:
     """Refuse, naming the row, a prompt the model cannot take or a target or foil that is not
-    one token (all of them checked before the job starts)."""
+    one token (all of them checked before the job starts); returns the rows' prompt tokens
+    (int32, by row), so the job tokenizes each prompt once."""
     from lmtt.causal.metric import token_id
     from lmtt.errors import LmttError
 
+    tokens = {}
     for i in ids:
         row, where = rows[i], f"Prompt {i} (row {i + 1}) of the file"
         try:
-            prepare_tokens(model, row.prompt)
+            tokens[i] = prepare_tokens(model, row.prompt).to(torch.int32)
             for what, token in (("Target", row.target), ("Foil", row.foil)):
                 if token:
                     token_id(model, token, what)
@@ -104,6 +106,7 @@ def check_rows(model, rows: list[PromptRow], ids: list[int]) -> None:
                 prepare_tokens(model, row.counterfactual)
         except LmttError as e:
             raise BatchError(f"{where}, its counterfactual: {e}") from None
+    return tokens
 
 
 def _state_path(folder: Path, shard: tuple[int, int]) -> Path:
@@ -124,7 +127,7 @@ def run_batch(
     prompts_file, folder = Path(prompts_file), Path(out)
     rows = read_prompt_file(prompts_file)
     mine = list(range(shard[0], len(rows), shard[1]))
-    check_rows(model, rows, mine)  # a bad row is refused before any work, not mid-job
+    tokens = check_rows(model, rows, mine)  # a bad row is refused before any work, not mid-job
     locks = folder / "locks" / f"shard-{shard[0]}-of-{shard[1]}"
     locks.mkdir(parents=True, exist_ok=True)
     with FolderLock(locks):  # shards of one folder run side by side; a shard runs once
@@ -144,7 +147,8 @@ def run_batch(
         for k, ids in enumerate(chunks):
             if k in done:
                 continue
-            _run_chunk(model, rows, ids, folder, f"part-{shard[0]}-{shard[1]}-{k:06d}", settings)
+            name = f"part-{shard[0]}-{shard[1]}-{k:06d}"
+            _run_chunk(model, rows, [(i, tokens[i]) for i in ids], folder, name, settings)
             done.add(k)
             write_manifest(state, {"shard": list(shard), "done": sorted(done),
                                    "chunks": len(chunks)})  # fmt: skip
@@ -153,19 +157,24 @@ def run_batch(
     return folder
 
 
-def _run_chunk(model, rows, ids: list[int], folder: Path, name: str, settings) -> None:
-    """One chunk's prompts (and their counterfactuals) in one batched pass, then its rows."""
+def _run_chunk(model, rows, chunk: list[tuple[int, torch.Tensor]], folder: Path, name: str,
+               settings) -> None:  # fmt: skip
+    """One chunk's prompts (row ids and tokens; with their counterfactuals) in one batched
+    pass, then its rows."""
+    ids = [i for i, _ in chunk]
     with_cf = [i for i in ids if rows[i].counterfactual]
-    texts = [rows[i].prompt for i in ids] + [rows[i].counterfactual for i in with_cf]
-    tokens = [prepare_tokens(model, text) for text in texts]
+    tokens = [t.long() for _, t in chunk]
+    tokens += [prepare_tokens(model, rows[i].counterfactual) for i in with_cf]
     kinds = route_kinds(model, max(len(t) for t in tokens))  # short prompts keep patterns
-    traces = run_traces(model, tokens, kinds)
-    counterfactuals = dict(zip(with_cf, traces[len(ids) :], strict=True))
+    found = explain(
+        model, tokens, kinds, settings.threshold, settings.top_neurons, all_logits=settings.verify
+    )  # verifying reads every logit
+    counterfactuals = dict(zip(with_cf, found[len(ids) :], strict=True))
     tables: dict[str, list] = {t: [] for t in TABLES}
     with torch.inference_mode():
-        for i, trace in zip(ids, traces[: len(ids)], strict=True):
-            found = prompt_rows(model, trace, rows[i], i, settings, counterfactuals.get(i))
-            for table, table_rows in found.items():
+        for i, one in zip(ids, found[: len(ids)], strict=True):
+            prompt = prompt_rows(model, one, rows[i], i, settings, counterfactuals.get(i))
+            for table, table_rows in prompt.items():
                 tables[table] += table_rows
     _write_chunk(folder, name, tables)
 

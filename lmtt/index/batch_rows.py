@@ -1,4 +1,5 @@
-"""One prompt's rows of a batch job's tables: ``prompt_rows(model, trace, row, id, settings)``.
+"""One prompt's rows of a batch job's tables: ``prompt_rows(model, found, row, id, settings)``
+(``found``: what :mod:`lmtt.index.batch_explain` found of the prompt).
 
 Tables (each a list of dicts, written as Parquet by :mod:`lmtt.index.batch`):
 - ``prompts``: the prompt, its target position and token, the target's probability, the top
@@ -18,10 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmtt.corpus.prompt_files import PromptRow
-from lmtt.errors import EmptyRoutesError
-from lmtt.flow import contributions as C
 from lmtt.flow.diff import diff_routes
-from lmtt.flow.graph import routes, routes_and_blocks
 
 TABLES = ("prompts", "edges", "heads", "neurons", "diffs")
 
@@ -50,54 +48,46 @@ def _verified(model, trace, graph, target: int, row: PromptRow, pos: int) -> tup
     return shares, f.completeness[0]
 
 
-def _target(model, trace, row: PromptRow, pos: int) -> int:
-    """The row's target token id (one token), else the top prediction at ``pos``."""
+def _target(model, logits, row: PromptRow) -> int:
+    """The row's target token id (one token), else the top prediction (of ``logits`` [V])."""
     if not row.target:
-        return int(trace.logits[pos].argmax())
+        return int(logits.argmax())
     from lmtt.causal.metric import token_id
 
     return token_id(model, row.target, "Target")
 
 
-def _routes_or_none(trace, pos: int, threshold: float):
-    try:
-        return routes(trace, [pos], threshold)
-    except EmptyRoutesError:
-        return None
+def _head_rows(found, prompt_id: int, carried: set) -> list[dict]:
+    """Every head's row: its contribution to its layer's attention block at the target."""
+    return [{"prompt_id": prompt_id, "layer": layer, "head": h, "contribution": c,
+             "on_routes": (layer, h) in carried}
+            for layer, per_head in enumerate(found.per_head.tolist())
+            for h, c in enumerate(per_head)]  # fmt: skip
 
 
-def _block_rows(trace, pos: int, prompt_id: int, carried: set, blocks, top_neurons: int) -> tuple:
-    """The heads' (from ``blocks``: each layer's attention block at ``pos``) and the top
-    neurons' rows of every layer at ``pos``."""
-    heads, neurons = [], []
-    for layer in range(trace.n_layers):
-        per_head = blocks[layer].per_head[0].tolist()
-        heads += [{"prompt_id": prompt_id, "layer": layer, "head": h, "contribution": c,
-                   "on_routes": (layer, h) in carried} for h, c in enumerate(per_head)]  # fmt: skip
-        n = C.neuron_contributions(trace, layer, [pos]).neurons[0]
-        top = n.topk(min(top_neurons, len(n)))
-        pairs = zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        neurons += [{"prompt_id": prompt_id, "layer": layer, "neuron": i, "contribution": v}
-                    for v, i in pairs]  # fmt: skip
-    return heads, neurons
+def _neuron_rows(found, prompt_id: int) -> list[dict]:
+    """The top neurons' rows of every layer's MLP at the target."""
+    values, ids = found.neuron_values.tolist(), found.neuron_ids.tolist()
+    return [{"prompt_id": prompt_id, "layer": layer, "neuron": i, "contribution": v}
+            for layer in range(len(values))
+            for v, i in zip(values[layer], ids[layer], strict=True)]  # fmt: skip
 
 
 def prompt_rows(
-    model, trace, row: PromptRow, prompt_id: int, settings: BatchSettings, counterfactual=None
+    model, found, row: PromptRow, prompt_id: int, settings: BatchSettings, counterfactual=None
 ) -> dict:
-    """The rows of every table for one prompt (lists of dicts); ``counterfactual``: the trace
-    of the row's counterfactual prompt, for the ``diffs`` table."""
-    pos = trace.default_target()  # the last token; a masked LM's first [MASK]
-    target = _target(model, trace, row, pos)
-    graph, blocks = routes_and_blocks(trace, pos, settings.threshold)  # one walk for both
+    """The rows of every table for one prompt (lists of dicts) from its
+    :class:`~lmtt.index.batch_explain.Explained` ``found``; ``counterfactual``: that of the
+    row's counterfactual prompt, for the ``diffs`` table."""
+    trace, pos, graph = found.trace, found.pos, found.graph
+    target = _target(model, found.logits, row)
     edges = () if graph is None else graph.edges
     effects, completeness = {}, float("nan")
     if settings.verify and graph is not None:
         effects, completeness = _verified(model, trace, graph, target, row, pos)
     carried = {(e.target.layer, h) for e in edges if e.kind == "attention"
                for h, w in enumerate(e.heads or ()) if w >= settings.threshold}  # fmt: skip
-    heads, neurons = _block_rows(trace, pos, prompt_id, carried, blocks, settings.top_neurons)
-    probs = trace.logits[pos].float().softmax(-1)
+    probs = found.logits.float().softmax(-1)
     prompt = {"prompt_id": prompt_id, "prompt": row.prompt, "n_tokens": trace.n_tokens,
               "target_pos": pos, "target": trace.vocab[target], "target_prob": float(probs[target]),
               "top_token": trace.vocab[int(probs.argmax())], "n_edges": len(edges),
@@ -109,15 +99,12 @@ def prompt_rows(
                   "effect": effects.get(e.id, float("nan"))} for e in edges]  # fmt: skip
     diffs = []
     if counterfactual is not None:
-        cf_pos = counterfactual.default_target()
-        prompt["counterfactual_top_token"] = counterfactual.vocab[
-            int(counterfactual.logits[cf_pos].argmax())
-        ]
-        cf_graph = _routes_or_none(counterfactual, cf_pos, settings.threshold)
-        if graph is not None and cf_graph is not None:
-            diffs = diff_rows(diff_routes(graph, cf_graph), prompt_id)
-    return {"prompts": [prompt], "edges": edge_rows, "heads": heads, "neurons": neurons,
-            "diffs": diffs}  # fmt: skip
+        top = int(counterfactual.logits.argmax())
+        prompt["counterfactual_top_token"] = counterfactual.trace.vocab[top]
+        if graph is not None and counterfactual.graph is not None:
+            diffs = diff_rows(diff_routes(graph, counterfactual.graph), prompt_id)
+    return {"prompts": [prompt], "edges": edge_rows, "heads": _head_rows(found, prompt_id, carried),
+            "neurons": _neuron_rows(found, prompt_id), "diffs": diffs}  # fmt: skip
 
 
 def diff_rows(diff, prompt_id: int) -> list[dict]:

@@ -28,10 +28,12 @@ _MOE_INPUTS = ("mlp_in", "expert_indices", "expert_weights")
 
 
 def capture(
-    model, tokens: torch.Tensor, wanted: Wanted, keep_logits: bool = True
-) -> tuple[torch.Tensor | None, dict[tuple[str, int], torch.Tensor]]:
-    """One forward pass on tokens [B, T]: the logits [B, T, V] (None unless ``keep_logits``)
-    and every wanted activation [B, ...] keyed by (kind, layer), float32 on the CPU.
+    model, tokens: torch.Tensor, wanted: Wanted, keep_logits: bool = True,
+    logits_at: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, dict[tuple[str, int], torch.Tensor]]:  # fmt: skip
+    """One forward pass on tokens [B, T]: the logits [B, T, V] (None unless ``keep_logits``;
+    with ``logits_at`` [B, K], at those positions of each row only: [B, K, V]) and every
+    wanted activation [B, ...] keyed by (kind, layer), float32 on the CPU.
 
     Hooks exist only inside the call; a hook that did not fire is an error, not a gap. For a
     mixture-of-experts model, "mlp_post" (and "router") are computed from the MLP's input and
@@ -44,7 +46,7 @@ def capture(
     inputs = {(k, layer) for _, layer in derived for k in _MOE_INPUTS}
     names = hook_names(model, (wanted - derived) | inputs)
     lean = not wants_pattern(kind for kind, _ in wanted)  # no T x T tensors unless asked
-    logits, cache = model.run_with_cache(tokens, list(names), lean=lean)
+    logits, cache = model.run_with_cache(tokens, list(names), lean=lean, logits_at=logits_at)
     missing = sorted(set(names) - set(cache))
     if missing:
         raise RuntimeError(f"hooks did not fire: {missing[:5]}")

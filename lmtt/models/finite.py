@@ -14,7 +14,7 @@ def _finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
-def check_finite(acts: dict, logits: torch.Tensor, n_layers: int) -> None:
+def check_finite(acts: dict, logits: torch.Tensor | None, n_layers: int) -> None:
     """Raise at the first block whose output is NaN or infinite, naming it."""
     checks = [(("resid_pre", 0), "the embedding", 0)]
     for layer in range(n_layers):
@@ -29,7 +29,7 @@ def check_finite(acts: dict, logits: torch.Tensor, n_layers: int) -> None:
                 "(--dtype float32), or check the weights for corruption.",
                 layer=layer,
             )
-    if not _finite(logits):
+    if logits is not None and not _finite(logits):
         raise NonFiniteActivationError(
             "The logits are NaN or infinite (final norm / unembedding).", layer=n_layers - 1
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from functools import cached_property
 
@@ -72,22 +73,39 @@ class LoadedModel:
         return [self.vocab[i] for i in ids]
 
     def run_with_cache(
-        self, tokens: torch.Tensor, hook_names: list[str], lean: bool = False
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self, tokens: torch.Tensor, hook_names: list[str], lean: bool = False,
+        logits_at: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
         """One forward pass on tokens [B, T] with the named hooks (scoped, under the lock):
-        the logits [B, T, V] and the raw activations, on the model's device; ``lean``: no
-        attention pattern is asked for, so attention may skip its T x T tensors
-        (:mod:`lmtt.models.lean_attention`). Use :func:`lmtt.models.capture.capture`, which
-        names activations by kind and layer."""
+        the logits [B, T, V] (with ``logits_at`` [B, K], those positions' only: [B, K, V]) and
+        the raw activations, on the model's device; ``lean``: no attention pattern is asked
+        for, so attention may skip its T x T tensors (:mod:`lmtt.models.lean_attention`). Use
+        :func:`lmtt.models.capture.capture`, which names activations by kind and layer."""
         # a decoder builds no KV cache: nothing reads it, and attention with one is not lean
-        no_cache = {} if self.is_encoder else {"use_cache": False}
+        kwargs = {} if self.is_encoder else {"use_cache": False}
+        unembeds_some = logits_at is not None and self._unembeds_some
+        if unembeds_some:  # transformers' own: the unembedding of those positions only
+            kwargs["logits_to_keep"] = logits_at.to(torch.device(self.device))
         with self._lock, torch.inference_mode(), lean_attention(self._bridge, lean):
-            return self._bridge.run_with_cache(
+            logits, cache = self._bridge.run_with_cache(
                 tokens.to(torch.device(self.device)),
                 names_filter=list(hook_names),
                 return_cache_object=False,
-                **no_cache,
+                **kwargs,
             )
+        if logits_at is not None and not unembeds_some:
+            at = logits_at.to(logits.device)[..., None].expand(-1, -1, logits.shape[-1])
+            logits = logits.gather(1, at)
+        return logits, cache
+
+    @cached_property
+    def _unembeds_some(self) -> bool:
+        """Whether the transformers model takes ``logits_to_keep`` (per-row positions)."""
+        forward = getattr(self._bridge.original_model, "forward", None)
+        try:
+            return "logits_to_keep" in inspect.signature(forward).parameters
+        except (TypeError, ValueError):
+            return False
 
     def run_with_hooks(
         self, inputs: torch.Tensor, fwd_hooks: list, start_layer: int = 0, grad: bool = False

@@ -26,6 +26,7 @@ from lmtt.errors import (
 from lmtt.models.capture import capture
 from lmtt.models.families import ROUTES, Family
 from lmtt.models.finite import check_finite
+from lmtt.models.pattern_rows import rebuilt_rows
 from lmtt.models.score_rules import ScoreRule
 from lmtt.models.weights import ModelDims, ModelWeights, repeat_kv
 
@@ -34,9 +35,6 @@ KNOWN_KINDS = frozenset(
      "mlp_out", "ln1_scale", "ln2_scale", "attn_out_scale", "mlp_out_scale", "router",
      "q_norm_scale", "k_norm_scale")
 )  # fmt: skip
-
-
-ROW_BLOCK = 32  # pattern rows computed from q and k come in blocks of this many positions
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,10 +47,14 @@ class Trace:
     weights: ModelWeights | None  # None for families without routes (encoders)
     tokens: Int[torch.Tensor, " T"]
     token_strs: tuple[str, ...]
-    logits: Float[torch.Tensor, "T V"]
+    logits: Float[torch.Tensor, "T V"] | None  # None: a batch's trace, unembedded elsewhere
     vocab: Sequence[str]  # token id -> string, shared with the model
     activations: Mapping[tuple[str, int], torch.Tensor]
     score_rules: tuple[ScoreRule, ...] = ()  # per layer; () for the plain scaled dot product
+    # A stacked trace (lmtt.models.batched.stack_traces) lays several prompts of one decoder's
+    # batch end to end, each padded to ``stride`` positions: position b * stride + p is
+    # prompt b's p, and a pattern row's keys are its own prompt's. None: one prompt.
+    stride: int | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -113,52 +115,26 @@ class Trace:
         """A[l]: attention pattern; rows sum to 1. A trace that kept the queries and keys
         instead (the routes' default where they rebuild the pattern) computes it, one layer
         at a time: prefer :meth:`pattern_rows` for a few queries."""
+        if self.stride is not None:
+            raise ValueError("A stacked trace has one pattern per prompt: read pattern_rows.")
         if not self._rebuilds_pattern(layer):
             return self._get("pattern", layer)
         return self.pattern_rows(layer, torch.arange(self.n_tokens))
 
-    def pattern_rows(self, layer: int, queries) -> Float[torch.Tensor, "H Q T_key"]:
-        """The pattern's rows at the positions ``queries`` (a LongTensor or list), from the
-        stored pattern or computed from the queries and keys: softmax(q . k * scale) over
-        the keys each query may attend (equal to the model's own, tested per family)."""
+    def pattern_rows(self, layer: int, queries) -> Float[torch.Tensor, "H Q S"]:
+        """The pattern's rows at the positions ``queries`` (a LongTensor or list), over the
+        :attr:`key_span` keys of each query's prompt, from the stored pattern or computed from
+        the queries and keys: softmax(q . k * scale) over the keys each query may attend
+        (equal to the model's own, tested per family)."""
         idx = torch.as_tensor(queries, dtype=torch.long).reshape(-1)
         if not self._rebuilds_pattern(layer):
             return self._get("pattern", layer)[:, idx]
-        # Rows are computed in fixed blocks of ROW_BLOCK positions, so a row's bits never
-        # depend on which other rows were asked for (lazy routes equal the full graph's).
-        rows = torch.empty(self.n_heads, len(idx), self.n_tokens)
-        scratch = torch.empty(self.n_heads, ROW_BLOCK, self.n_tokens)  # one block at a time
-        for block in torch.unique(idx // ROW_BLOCK).tolist():
-            asked = (idx // ROW_BLOCK == block).nonzero().flatten()  # where its rows go
-            self._row_block(layer, block, scratch)
-            within = idx[asked] % ROW_BLOCK
-            n, a, r = len(asked), int(asked[0]), int(within[0])
-            if torch.equal(asked, torch.arange(a, a + n)) and torch.equal(
-                within, torch.arange(r, r + n)
-            ):  # a run in order: a slice
-                rows[:, a : a + n] = scratch[:, r : r + n]
-            else:
-                rows[:, asked] = scratch[:, within]
-        return rows
+        return rebuilt_rows(self, layer, idx)
 
-    def _row_block(self, layer: int, block: int, out: Float[torch.Tensor, "H B T_key"]) -> None:
-        """The pattern rows ROW_BLOCK * block ... (+ ROW_BLOCK), computed from q and k into
-        ``out`` [H, ROW_BLOCK, T] (the keys a decoder's block cannot see, and the last block's
-        padding rows, are 0: every block is computed alike)."""
-        T = self.n_tokens
-        start, stop = block * ROW_BLOCK, min(T, (block + 1) * ROW_BLOCK)
-        # a decoder's block sees keys up to its last query only: the later ones weigh 0
-        n_keys = stop if self.family.causal else T
-        keys = self._get("k", layer)[:n_keys]  # [K, H_kv, d_head]: grouped heads share one
-        H, Hkv = self.n_heads, keys.shape[1]
-        q = self.queries(layer)[start:stop].reshape(stop - start, Hkv, H // Hkv, -1)
-        scores = torch.einsum("qgrd,kgd->grqk", q, keys).reshape(H, stop - start, n_keys)
-        scores = self.scores_from_dots(layer, scores)
-        if self.family.causal:
-            scores.masked_fill_(~self._visible(layer, start, stop, n_keys), float("-inf"))
-        out[:, : stop - start, :n_keys] = torch.softmax(scores, -1)
-        out[:, : stop - start, n_keys:] = 0.0
-        out[:, stop - start :] = 0.0
+    @property
+    def key_span(self) -> int:
+        """How many keys a pattern row has: the prompt's tokens (a stacked trace's stride)."""
+        return self.n_tokens if self.stride is None else self.stride
 
     def _rebuilds_pattern(self, layer: int) -> bool:
         """Whether ``layer``'s pattern is computed from this trace's queries and keys: it was
@@ -233,11 +209,11 @@ class Trace:
         T = self.n_tokens
         if not self.family.causal:
             return torch.ones(T, T, dtype=torch.bool)
-        return self._visible(layer, 0, T, T)
+        return self.visible_keys(layer, 0, T, T)
 
-    def _visible(self, layer: int | None, start: int, stop: int, n_keys: int) -> torch.Tensor:
-        """A decoder's [stop - start, n_keys] mask: the keys at or before each query, within
-        ``layer``'s window (if any)."""
+    def visible_keys(self, layer: int | None, start: int, stop: int, n_keys: int) -> torch.Tensor:
+        """A decoder's [stop - start, n_keys] mask: the keys at or before each query (positions
+        ``start ... stop`` of its prompt), within ``layer``'s window (if any)."""
         back = torch.arange(start, stop)[:, None] - torch.arange(n_keys)[None, :]
         window = None if layer is None else self.score_rule(layer).window
         return (back >= 0) if window is None else (back >= 0) & (back < window)
@@ -262,13 +238,20 @@ class Trace:
     def default_target(self) -> int:
         """The position whose prediction is explained by default: a masked LM's first
         [MASK], otherwise the last token."""
-        mask = self.dims.mask_token_id
-        found = (self.tokens == mask).nonzero() if mask is not None else torch.empty(0)
-        return int(found[0]) if len(found) else self.n_tokens - 1
+        return default_target(self.tokens, self.dims.mask_token_id)
 
     def probabilities(self, position: int = -1) -> Float[torch.Tensor, " V"]:
         """Next-token probabilities at ``position``."""
+        if self.logits is None:
+            raise NotCapturedError("This trace kept no logits (a batch job's): trace it alone.")
         return torch.softmax(self.logits[position], dim=-1)
+
+
+def default_target(tokens: Int[torch.Tensor, " T"], mask_token_id: int | None) -> int:
+    """The position whose prediction is explained by default: the first ``mask_token_id``
+    (a masked LM's [MASK]), otherwise the last token."""
+    found = (tokens == mask_token_id).nonzero() if mask_token_id is not None else torch.empty(0)
+    return int(found[0]) if len(found) else int(tokens.shape[0]) - 1
 
 
 def prepare_tokens(model, prompt: str | bytes | Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -374,9 +357,9 @@ def complete_wanted(model, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, 
     return wanted
 
 
-def record(model, tokens: torch.Tensor, logits: torch.Tensor, acts: dict) -> Trace:
-    """The :class:`Trace` of one prompt's tokens [T], logits [T, V] and activations (refused
-    if any block's output is NaN or infinite)."""
+def record(model, tokens: torch.Tensor, logits: torch.Tensor | None, acts: dict) -> Trace:
+    """The :class:`Trace` of one prompt's tokens [T], logits [T, V] (or None) and activations
+    (refused if any block's output is NaN or infinite)."""
     check_finite(acts, logits, model.dims.n_layers)
     return Trace(
         model_name=model.name,

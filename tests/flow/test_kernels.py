@@ -99,3 +99,24 @@ def test_the_kernel_follows_the_models_device():
     assert kernel_device("cpu") is None  # the numba kernel
     assert kernel_device("cuda") == "cuda" and kernel_device("mps") == "mps"
     assert kernel_device("cuda:1") == "cuda:1"
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_offsets_point_each_row_at_its_own_parts(sparse):
+    """Row b of a stacked trace reads parts offsets[b] ... offsets[b] + K of ``vecs``: the
+    same bits as that row alone against that slice (numba), and close to it (torch)."""
+    B, G, K, d, N = 19, 3, 12, 33, 50
+    y, scales, _, limits = _case(B, G, K, d, seed=3, sparse=sparse)
+    gen = torch.Generator().manual_seed(4)
+    vecs = torch.randn(G, N, d, generator=gen)
+    offsets = torch.randint(0, N - K + 1, (B,), generator=gen)
+    got = raw_proximities(y, scales.transpose(0, 1), vecs, limits, offsets=offsets)
+    for b in range(B):
+        o = int(offsets[b])
+        alone = raw_proximities(y[b : b + 1], scales[b : b + 1].transpose(0, 1),
+                                vecs[:, o : o + K], limits[b : b + 1])  # fmt: skip
+        assert torch.equal(got[b : b + 1], alone), b
+    on_torch = torch_proximities(y, scales.transpose(0, 1), vecs, limits, offsets=offsets,
+                                 memory_budget_mb=0.05)  # fmt: skip
+    want = got.reshape(B, K, G).transpose(1, 2)
+    torch.testing.assert_close(on_torch, want, atol=1e-5 * want.abs().max(), rtol=1e-5)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from lmtt.corpus.prompt_files import PromptFileError, PromptRow, read_prompt_file
+from lmtt.flow.contributions import neuron_contributions
+from lmtt.flow.graph import routes_and_blocks
 from lmtt.index.batch import BatchError, BatchSettings, run_batch
-from lmtt.index.batch_rows import prompt_rows
 from lmtt.index.batch_store import open_batch
 from lmtt.models.trace import run_trace
 
@@ -51,19 +52,42 @@ def test_prompt_files_of_every_format(tmp_path):
             read_prompt_file(tmp_path / name)
 
 
+def _alone(model, prompt: str, settings):
+    """One prompt's heads [L, H], top neurons {(layer, neuron): contribution} and edges
+    {id: weight}, from its own trace and the one-prompt routes (the reference)."""
+    trace = run_trace(model, prompt)
+    pos = trace.n_tokens - 1
+    graph, blocks = routes_and_blocks(trace, pos, settings.threshold)
+    heads = torch.stack([b.per_head[0] for b in blocks])
+    neurons = {}
+    for layer in range(trace.n_layers):
+        n = neuron_contributions(trace, layer, [pos]).neurons[0]
+        top = n.topk(settings.top_neurons)
+        neurons |= {(layer, int(i)): float(v) for v, i in zip(*top, strict=True)}
+    return heads, neurons, {e.id: e.weight for e in graph.edges}
+
+
 def test_batch_rows_equal_one_prompt_at_a_time(gpt2_model, prompt_file, tmp_path):
     results = open_batch(run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS,
                                    progress=False))  # fmt: skip
     heads = _sorted(results.sql("SELECT * FROM heads"), "prompt_id", "layer", "head")
+    neurons, edges = results.sql("SELECT * FROM neurons"), results.sql("SELECT * FROM edges")
     L, H = gpt2_model.dims.n_layers, gpt2_model.dims.n_heads
     assert len(heads) == len(PROMPTS) * L * H
     for i, prompt in enumerate(PROMPTS):
-        alone = prompt_rows(gpt2_model, run_trace(gpt2_model, prompt), PromptRow(prompt), i,
-                            SETTINGS)  # fmt: skip
-        mine = heads[heads.prompt_id == i]
-        want = torch.tensor([r["contribution"] for r in alone["heads"]], dtype=torch.float64)
-        torch.testing.assert_close(torch.tensor(mine.contribution.values), want, atol=1e-4,
-                                   rtol=1e-4)  # fmt: skip
+        want_heads, want_neurons, want_edges = _alone(gpt2_model, prompt, SETTINGS)
+        got = torch.tensor(heads[heads.prompt_id == i].contribution.values).float()
+        torch.testing.assert_close(got, want_heads.flatten(), atol=1e-5, rtol=1e-4)
+        mine = neurons[neurons.prompt_id == i]
+        got = dict(zip(zip(mine.layer, mine.neuron, strict=True), mine.contribution, strict=True))
+        assert got.keys() == want_neurons.keys()
+        for key, value in want_neurons.items():
+            assert got[key] == pytest.approx(value, abs=1e-5)
+        mine = edges[edges.prompt_id == i]
+        assert set(mine.source + ">" + mine.target + ">" + mine.kind) == set(want_edges)
+        for e in mine.itertuples():
+            assert e.weight == pytest.approx(want_edges[f"{e.source}>{e.target}>{e.kind}"],
+                                             abs=1e-5)  # fmt: skip
     prompts = _sorted(results.sql("SELECT * FROM prompts"), "prompt_id")
     assert list(prompts.prompt) == PROMPTS
     summary = results.head_summary()

@@ -36,3 +36,39 @@ def test_patterns_are_cut_on_both_axes(gpt2_model):
 def test_query_key_norm_scales_are_refused(gpt2_model):
     with pytest.raises(ValueError, match="one at a time"):
         run_traces(gpt2_model, PROMPTS, capture_kinds={"q_norm_scale"})
+
+
+def test_a_stack_unembeds_only_the_positions_asked_for(gpt2_model, monkeypatch):
+    """With logits_at, transformers' own logits_to_keep unembeds one position of each prompt
+    (or, for a model without it, the logits are cut after the pass): equal to the full
+    logits there either way; the stacked trace and its prompts keep no logits."""
+    from lmtt.errors import NotCapturedError, OutOfRangeError
+    from lmtt.models.batched import stack_traces
+
+    full = stack_traces(gpt2_model, PROMPTS)
+    at = [n - 1 for n in full.lengths[:-1]] + [2]
+    want = torch.stack([full.prompt(b).logits[p] for b, p in enumerate(at)])
+    some = stack_traces(gpt2_model, PROMPTS, logits_at=at)
+    torch.testing.assert_close(some.logits, want, atol=1e-5, rtol=1e-5)
+    assert some.trace.logits is None and some.prompt(0).logits is None
+    with pytest.raises(NotCapturedError, match="no logits"):
+        some.prompt(0).probabilities()
+    monkeypatch.setitem(gpt2_model.__dict__, "_unembeds_some", False)
+    cut = stack_traces(gpt2_model, PROMPTS, logits_at=at)
+    torch.testing.assert_close(cut.logits, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(OutOfRangeError):
+        stack_traces(gpt2_model, PROMPTS, logits_at=[0, 0, 99])
+    with pytest.raises(ValueError, match="one position per prompt"):
+        stack_traces(gpt2_model, PROMPTS, logits_at=[0])
+
+
+def test_stacked_routes_refuse_bad_targets(gpt2_model):
+    from lmtt.errors import OutOfRangeError
+    from lmtt.flow.stacked import stacked_routes
+    from lmtt.models.batched import stack_traces
+
+    stacked = stack_traces(gpt2_model, PROMPTS)
+    with pytest.raises(ValueError, match="3 targets"):
+        stacked_routes(stacked, [0, 1])
+    with pytest.raises(OutOfRangeError):
+        stacked_routes(stacked, [0, 1, stacked.lengths[2]])  # one past its last token

@@ -174,3 +174,38 @@ def test_a_lean_route_trace_equals_the_eager_one(family_model):
         want = eager.activations[key]
         scale = want.abs().max().clamp_min(1e-6)
         assert (got - want).abs().max() / scale < 1e-5, (arch, key)
+
+
+BATCH = [PROMPT, "The cat sat", "One, two, three, four, five, six"]
+
+
+@pytest.mark.parametrize("keep", ["qk", "pattern"])
+def test_a_stacked_batch_gives_each_prompt_its_own_routes(family_model, keep):
+    """Prompts of different lengths in one padded pass, walked as one stacked trace
+    (lmtt.flow.stacked, keeping q and k or the pattern): each prompt's routes and attention
+    blocks equal its own trace's, and the logits of the one position each prompt unembeds
+    equal that position's logits in its own trace."""
+    from lmtt.flow.graph import routes_and_blocks
+    from lmtt.flow.stacked import stacked_routes
+    from lmtt.models.batched import stack_traces
+
+    arch, _, model = family_model
+    kinds = route_kinds(model, None if keep == "qk" else 8)
+    alone = [run_trace(model, p, capture=kinds) for p in BATCH]
+    targets = [alone[0].n_tokens - 1, 1, alone[2].n_tokens - 3]  # not only the last tokens
+    stacked = stack_traces(model, BATCH, kinds, logits_at=targets)
+    assert stacked.trace.logits is None and stacked.logits.shape == (3, model.dims.d_vocab)
+    found = stacked_routes(stacked, targets, 0.05)
+    for b, (trace, target) in enumerate(zip(alone, targets, strict=True)):
+        torch.testing.assert_close(stacked.logits[b], trace.logits[target], atol=1e-4, rtol=1e-4)
+        graph, blocks = routes_and_blocks(trace, target, 0.05)
+        mine = found.graphs[b]
+        assert (graph is None) == (mine is None), (arch, b)
+        if graph is not None:
+            assert mine.tokens == graph.tokens and mine.target_positions == (target,)
+            assert {e.id for e in mine.edges} == {e.id for e in graph.edges}, (arch, b)
+            want = {e.id: e.weight for e in graph.edges}
+            assert max(abs(e.weight - want[e.id]) for e in mine.edges) < 1e-4, (arch, b)
+        for layer, block in enumerate(blocks):
+            torch.testing.assert_close(found.blocks[layer].per_head[b], block.per_head[0],
+                                       atol=1e-5, rtol=1e-4)  # fmt: skip
