@@ -127,6 +127,14 @@ def test_a_folder_of_another_job_or_a_bad_query_is_refused(gpt2_model, prompt_fi
         open_batch(folder).sql("SELECT nonsense FROM heads")
     with pytest.raises(BatchError, match="not a batch folder"):
         open_batch(tmp_path)
+    # a folder begun before chunks went in order of length: read, but never resumed (its
+    # chunks held other prompts)
+    manifest = json.loads((folder / "batch.json").read_text())
+    del manifest["chunking"]
+    (folder / "batch.json").write_text(json.dumps(manifest))
+    assert len(open_batch(folder).sql("SELECT * FROM prompts")) == len(PROMPTS)
+    with pytest.raises(BatchError, match="another chunking"):
+        run_batch(gpt2_model, prompt_file, folder, SETTINGS, progress=False)
 
 
 def test_a_verified_batch_measures_every_edge(gpt2_model, prompt_file, tmp_path):
