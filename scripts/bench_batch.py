@@ -7,7 +7,8 @@ The prompts are the first ``--prompts`` speeches of Tiny Shakespeare with 32 to 
 Parquet writes) into a fresh folder, in this process; the two settings take turns,
 ``--repeats`` times (this machine is shared and noisy), and the table gives the median wall
 and CPU time and prompts/s (and the prompts/s of the traces alone, the job's forward passes
-without the analysis), with each turn's ratio. The batched run's tables are checked equal to
+without the analysis, and of a plain transformers forward of the same chunks: the floor),
+with each turn's ratio. The batched run's tables are checked equal to
 the one-at-a-time run's (to float rounding). Then the job runs as 2 Ray shards on 2 local
 workers (``--no-ray`` skips it), its tables checked equal to the single run's. JSON in
 scripts/results/bench_batch_cpu.json.
@@ -65,6 +66,27 @@ def traces_only(model, prompts: list[str], batch_size: int) -> float:
     return round(len(prompts) / (time.perf_counter() - start), 2)
 
 
+def plain_forward(prompts: list[str], tokenizer_model, batch_size: int) -> float:
+    """Prompts/s of a plain transformers forward (sdpa, no hooks) of the same prompts and
+    chunks (right-padded, every position unembedded): the floor."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lmtt.models.trace import prepare_tokens
+
+    hf = AutoModelForCausalLM.from_pretrained(DEMO, attn_implementation="sdpa").eval()
+    tokens = sorted((prepare_tokens(tokenizer_model, p) for p in prompts), key=len)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(tokens), batch_size):
+            chunk = tokens[i : i + batch_size]
+            batch = torch.zeros(len(chunk), max(len(t) for t in chunk), dtype=torch.long)
+            for row, t in enumerate(chunk):
+                batch[row, : len(t)] = t
+            hf(batch)
+    return round(len(prompts) / (time.perf_counter() - start), 2)
+
+
 def _median(runs: list[dict]) -> dict:
     middle = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     return middle | {"wall_s_all": [r["wall_s"] for r in runs]}
@@ -105,7 +127,9 @@ def measure(model, work: Path, args) -> dict:
     texts = prompts_file.read_text().splitlines()
     for r in rows:
         r["traces_only_prompts_per_s"] = traces_only(model, texts, r["batch_size"])
+        r["hf_prompts_per_s"] = plain_forward(texts, model, r["batch_size"])
         r["prompts_per_s"] = round(args.prompts / r["wall_s"], 2)
+        r["job_time_over_hf"] = round(r["hf_prompts_per_s"] / r["prompts_per_s"], 2)
     heads = [_heads(work / f"b{b}-0") for b in sizes]
     gap = float((heads[0].contribution - heads[1].contribution).abs().max())
     single = work / f"b{args.batch_size}-0"
@@ -141,11 +165,12 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.prompts} prompts of 32-64 tokens, demo model, {args.threads} thread(s)")
-    print("| batch size | wall s | CPU s | prompts/s | traces alone, prompts/s |\n"
-          "|---|---|---|---|---|")  # fmt: skip
+    print("| batch size | wall s | CPU s | prompts/s | traces alone, prompts/s | hf forward, "
+          "prompts/s | job time / hf |\n|---|---|---|---|---|---|---|")  # fmt: skip
     for r in report["rows"]:
         print(f"| {r['batch_size']} | {r['wall_s']} | {r['cpu_s']} | {r['prompts_per_s']} | "
-              f"{r['traces_only_prompts_per_s']} |")  # fmt: skip
+              f"{r['traces_only_prompts_per_s']} | {r['hf_prompts_per_s']} | "
+              f"{r['job_time_over_hf']} |")  # fmt: skip
     print(f"batched / one at a time (medians): {report['speedup']}x; each turn: "
           f"{report['speedup_each_turn']}; largest head-contribution difference "
           f"{report['max_head_difference']:.2e}")  # fmt: skip
