@@ -48,12 +48,12 @@ class StackedTraces:
         return base + torch.as_tensor(local, dtype=torch.long)
 
     def prompt(self, b: int) -> Trace:
-        """Prompt b's own trace (views into the stacked one)."""
+        """Prompt b's own trace (views into the stacked one; its pattern a copy)."""
         n, start = self.lengths[b], b * self.stride
         acts = {}
         for (kind, layer), value in self.trace.activations.items():
-            if kind == "pattern":  # [H, stacked queries, stride keys]
-                acts[(kind, layer)] = value[:, start : start + n, :n]
+            if kind == "pattern":  # [H, stacked queries, stride keys]: an [H, T, T] copy
+                acts[(kind, layer)] = value[:, start : start + n, :n].contiguous()
             else:
                 acts[(kind, layer)] = value[start : start + n]
         return replace(

@@ -62,12 +62,25 @@ def test_a_stack_unembeds_only_the_positions_asked_for(gpt2_model, monkeypatch):
         stack_traces(gpt2_model, PROMPTS, logits_at=[0])
 
 
-def test_stacked_routes_refuse_bad_targets(gpt2_model):
+def test_stacked_routes_past_every_route_and_bad_targets(gpt2_model):
+    """Past every route's weight a prompt's graph is None and its blocks are still there (as
+    routes_and_blocks gives them); a wrong number of targets, or one past a prompt's last
+    token, is refused."""
     from lmtt.errors import OutOfRangeError
+    from lmtt.flow.graph import routes_and_blocks
     from lmtt.flow.stacked import stacked_routes
     from lmtt.models.batched import stack_traces
 
     stacked = stack_traces(gpt2_model, PROMPTS)
+    targets = [n - 1 for n in stacked.lengths]
+    found = stacked_routes(stacked, targets, 0.999)
+    assert None in found.graphs
+    for b, prompt in enumerate(PROMPTS):
+        graph, blocks = routes_and_blocks(run_trace(gpt2_model, prompt), targets[b], 0.999)
+        assert (graph is None) == (found.graphs[b] is None)
+        for layer, block in enumerate(blocks):
+            torch.testing.assert_close(found.blocks[layer].per_head[b], block.per_head[0],
+                                       atol=1e-5, rtol=1e-4)  # fmt: skip
     with pytest.raises(ValueError, match="3 targets"):
         stacked_routes(stacked, [0, 1])
     with pytest.raises(OutOfRangeError):
