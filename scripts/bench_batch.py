@@ -87,6 +87,19 @@ def plain_forward(prompts: list[str], tokenizer_model, batch_size: int) -> float
     return round(len(prompts) / (time.perf_counter() - start), 2)
 
 
+def padding_shares(model, prompts: list[str], batch_size: int) -> dict:
+    """The share of the padded passes that is padding, chunks in file order and by length."""
+    from lmtt.models.trace import prepare_tokens
+
+    lengths = [len(prepare_tokens(model, p)) for p in prompts]
+
+    def share(order: list[int]) -> float:
+        chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return round(1 - sum(lengths) / sum(len(c) * max(c) for c in chunks), 3)
+
+    return {"file_order": share(lengths), "by_length": share(sorted(lengths))}
+
+
 def _median(runs: list[dict]) -> dict:
     middle = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     return middle | {"wall_s_all": [r["wall_s"] for r in runs]}
@@ -137,8 +150,10 @@ def measure(model, work: Path, args) -> dict:
     if ray:
         ray["prompts_per_s"] = round(args.prompts / ray["wall_s"], 2)
     per_turn = [round(a["wall_s"] / b["wall_s"], 2) for a, b in zip(*turns.values(), strict=True)]
+    padding = padding_shares(model, texts, args.batch_size)
     return {"prompts": args.prompts, "threads": args.threads, "repeats": args.repeats,
-            "rows": rows, "speedup": round(rows[0]["wall_s"] / rows[1]["wall_s"], 2),
+            "padding_share": padding, "rows": rows,
+            "speedup": round(rows[0]["wall_s"] / rows[1]["wall_s"], 2),
             "speedup_each_turn": per_turn, "max_head_difference": gap, "ray": ray}  # fmt: skip
 
 
@@ -174,6 +189,8 @@ def main() -> None:
     print(f"batched / one at a time (medians): {report['speedup']}x; each turn: "
           f"{report['speedup_each_turn']}; largest head-contribution difference "
           f"{report['max_head_difference']:.2e}")  # fmt: skip
+    print(f"padding in the batched passes: {report['padding_share']['by_length']:.1%} "
+          f"(chunks in file order: {report['padding_share']['file_order']:.1%})")  # fmt: skip
     if report["ray"]:
         r = report["ray"]
         print(f"Ray, 2 local workers: {r['wall_s']} s ({r['prompts_per_s']} prompts/s, Ray's "

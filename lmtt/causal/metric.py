@@ -96,7 +96,8 @@ def make_metric(
         raise InterventionError("The contrast metric needs a foil token (--foil).")
     pos = trace.default_target() if position is None else position
     pos = check_index("Metric position", pos, trace.n_tokens, negative=True)
-    tid = int(trace.logits[pos].argmax()) if target is None else token_id(model, target, "target")
+    logits = trace.all_logits()  # every measure compares with them
+    tid = int(logits[pos].argmax()) if target is None else token_id(model, target, "target")
     fid = None if foil is None else token_id(model, foil, "foil")
     if fid == tid:
         raise InterventionError("The foil is the target token: pick a different foil.")

@@ -113,8 +113,10 @@ def raw_proximities(
     "cpu") the tiled numba kernel; elsewhere :func:`torch_proximities`."""
     G, B, K = scales.shape
     lim, off = _limits(limits, B, K), _offsets(offsets, B)
+    if offsets is not None and len(off) and (off.min() < 0 or (off + lim).max() >= vecs.shape[1]):
+        raise ValueError(f"offsets + limits must stay within the {vecs.shape[1]} parts of vecs.")
     if _on_accelerator(device):
-        raw = torch_proximities(y, scales, vecs, lim, eps, device=device, offsets=off)
+        raw = torch_proximities(y, scales, vecs, lim, eps, device=device, offsets=offsets)
         return torch.cat([raw.permute(0, 2, 1).reshape(B, K * G), torch.zeros(B, extra)], 1)
     norms = part_norms(vecs) if vec_norms is None else vec_norms
     out = np.zeros((B, K * G + extra), dtype=np.float32)
@@ -139,9 +141,11 @@ def torch_proximities(
     G, B, K = scales.shape
     d = y.shape[-1]
     y, s, v = (t.detach().float().to(device) for t in (y, scales, vecs))
-    lim, off = limits.to(device), _offsets(offsets, B).to(device)
+    lim = limits.to(device)
+    off = None if offsets is None else _offsets(offsets, B).to(device)
     bound = v.abs().sum(-1)  # [G, N]
-    per_row = max(1, int(memory_budget_mb * 2**20 // (4 * 4 * G * d)))  # of (b, k) pairs
+    copies = 3 if off is None else 4  # with offsets, each row's parts are gathered: one more
+    per_row = max(1, int(memory_budget_mb * 2**20 // (4 * copies * G * d)))  # of (b, k) pairs
     k_chunk = min(K, per_row)
     b_chunk = max(1, per_row // k_chunk)
     out = torch.zeros(B, G, K, device=device)
@@ -150,10 +154,14 @@ def torch_proximities(
         for k0 in range(0, K, k_chunk):
             sk = s[:, b0 : b0 + b_chunk, k0 : k0 + k_chunk].transpose(0, 1)  # [b, G, k]
             k_idx = torch.arange(k0, k0 + sk.shape[-1], device=device)
-            at = (off[b0 : b0 + b_chunk, None] + k_idx[None, :]).clamp_max(v.shape[1] - 1)
-            part = sk[..., None] * v[:, at].transpose(0, 1)  # [b, G, k, d]
+            if off is None:  # every row reads parts k0 ... k1
+                vk, nk = v[None, :, k0 : k0 + sk.shape[-1]], bound[None, :, k0 : k0 + sk.shape[-1]]
+            else:  # row b reads parts off[b] + k (past the end only where k > limits[b])
+                at = (off[b0 : b0 + b_chunk, None] + k_idx[None, :]).clamp_max(v.shape[1] - 1)
+                vk, nk = v[:, at].transpose(0, 1), bound[:, at].transpose(0, 1)
+            part = sk[..., None] * vk  # [b, G, k, d]
             raw = (yb.abs() - (yb - part).abs()).sum(-1).clamp_min(eps)
-            raw = torch.where(sk.abs() * bound[:, at].transpose(0, 1) <= eps, eps, raw)
+            raw = torch.where(sk.abs() * nk <= eps, eps, raw)
             live = k_idx[None, :] <= lim[b0 : b0 + b_chunk, None]  # [b, k]
             out[b0 : b0 + b_chunk, :, k0 : k0 + k_chunk] = raw * live[:, None, :]
     return out.cpu()

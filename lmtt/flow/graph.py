@@ -143,7 +143,7 @@ class _LazyContributions:
                                          device=self.device)  # fmt: skip
 
 
-class _WatchedContributions(_LazyContributions):
+class WatchedContributions(_LazyContributions):
     """Lazy contributions that also compute each attention block at the ``watch`` positions
     along with what the walk asks for, and keep those rows: per-query results do not depend
     on which queries are computed together (attention rows come in fixed blocks)."""
@@ -179,7 +179,7 @@ def routes_and_blocks(
     attention block at ``target`` (its per-head contributions), in one walk: the blocks the
     routes computed there anyway are not computed again (the batch job's rows)."""
     target = check_index("Target position", target, trace.n_tokens, negative=True)
-    provider = _WatchedContributions(trace, torch.tensor([target]), memory_budget_mb)
+    provider = WatchedContributions(trace, torch.tensor([target]), memory_budget_mb)
     try:
         graph = _routes(trace, provider, [target], threshold, None)
     except EmptyRoutesError:
@@ -229,7 +229,7 @@ def build_graph(
 ) -> FullGraph:
     """Contributions of every block at every position (the full graph); the attention
     kernel runs on ``device`` (the model's: "cuda", "mps") or, by default, the CPU."""
-    _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
+    check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
     attention, mlps = [], []
     layers = range(trace.n_layers)
     for layer in tqdm(layers, desc="full graph", unit="layer", disable=not progress):
@@ -256,12 +256,12 @@ def routes(
     masked LM's first [MASK]), lazily; with ``reading``, each part weighted by the share of it
     its reader reads (``lmtt.flow.read``; the graph's score is then "read"); ``device`` as for
     :func:`build_graph`."""
-    _check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
+    check_threshold(renormalizing_threshold, "renormalizing_threshold", allow_none=True)
     provider = _LazyContributions(trace, renormalizing_threshold, memory_budget_mb, device)
     return _routes(trace, provider, target_positions, threshold, renormalizing_threshold, reading)
 
 
-def _check_threshold(value, name: str, allow_none: bool = False) -> None:
+def check_threshold(value, name: str, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if value is None or not 0.0 <= float(value) < 1.0:
@@ -278,7 +278,7 @@ def _target_positions(trace: Trace, target_positions) -> list[int]:
 
 
 def _routes(trace, provider, target_positions, threshold, renorm, reading=None) -> RouteGraph:
-    _check_threshold(threshold, "threshold")
+    check_threshold(threshold, "threshold")
     targets = _target_positions(trace, target_positions)
     edges = walk(trace, provider, targets, threshold, reading)
     if not edges:

@@ -69,7 +69,7 @@ def final_direction(trace: Trace, pos: int, reading: Reading) -> Float[torch.Ten
     w = trace.weights
     if w.lens_dense_W is not None or not w.has_lens:
         return None
-    logits = trace.logits[pos].float()
+    logits = trace.all_logits()[pos].float()
     token = int(logits.argmax()) if reading.token is None else reading.token
     if reading.foil is not None:
         other = w.W_U[:, reading.foil]

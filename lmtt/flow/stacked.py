@@ -17,8 +17,8 @@ from lmtt.errors import check_index
 from lmtt.flow import contributions as C
 from lmtt.flow.graph import (
     RouteGraph,
-    _check_threshold,
-    _WatchedContributions,
+    WatchedContributions,
+    check_threshold,
     route_graph,
     walk,
 )
@@ -28,8 +28,9 @@ from lmtt.models.batched import StackedTraces
 
 @dataclass(frozen=True, eq=False)
 class StackedRoutes:
-    """Each prompt's routes to its target (None where none survives the threshold), and
-    every layer's attention block at the targets (row b: prompt b's)."""
+    """Each prompt's routes to its target (None where none survives the threshold), on its
+    own positions, and every layer's attention block at the targets (row b: prompt b's; its
+    ``queries`` are stacked positions, its keys prompt b's)."""
 
     graphs: tuple[RouteGraph | None, ...]
     blocks: tuple[C.AttentionContributions, ...]
@@ -41,13 +42,13 @@ def stacked_routes(
 ) -> StackedRoutes:  # fmt: skip
     """The routes to position ``targets[b]`` of each prompt b, and the attention blocks there
     (as :func:`lmtt.flow.graph.routes_and_blocks` gives them for one prompt)."""
-    _check_threshold(threshold, "threshold")
+    check_threshold(threshold, "threshold")
     n = stacked.lengths
     if len(targets) != len(n):
         raise ValueError(f"{len(n)} stacked prompts need {len(n)} targets (got {len(targets)}).")
     local = [check_index("Target position", t, m) for t, m in zip(targets, n, strict=True)]
     trace, where = stacked.trace, stacked.positions(local)
-    provider = _WatchedContributions(trace, where, memory_budget_mb)
+    provider = WatchedContributions(trace, where, memory_budget_mb)
     edges = walk(trace, provider, where.tolist(), threshold)
     S, tokens = stacked.stride, trace.token_strs
     graphs = tuple(

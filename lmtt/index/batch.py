@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -42,8 +43,8 @@ DEFAULTS = BatchSettings()
 # A shard's prompts go into chunks in order of token length (then row): like lengths share a
 # padded pass, so less of it is padding. Folders begun by older versions (chunks in row
 # order) are refused for resuming, never mixed.
-CHUNKING = "by length"
-__all__ = ["TABLES", "BatchSettings", "prompt_rows", "run_batch", "run_batch_on_ray"]
+CHUNKING = "by length"  # each shard's state holds its chunks' fingerprint
+__all__ = ["TABLES", "BatchSettings", "explain", "prompt_rows", "run_batch", "run_batch_on_ray"]
 
 
 class BatchError(IndexFolderError):
@@ -70,9 +71,15 @@ def _manifest(model, prompts_file: Path, n_prompts: int, settings: BatchSettings
 
 
 def _check_same_job(folder: Path, want: dict) -> None:
-    """Refuse to resume a folder begun with another model, prompts file or settings."""
+    """Refuse to resume a folder begun with another model, prompts file, settings, number of
+    shards or way of chunking (an older lmtt's)."""
     have = read_manifest(folder / MANIFEST, VERSION, BatchError, "a batch folder", "lmtt batch")
-    for key in ("model", "prompts_sha256", "settings", "shards", "chunking"):
+    if have.get("chunking") != want["chunking"]:
+        raise BatchError(
+            f"{folder} was begun by an older lmtt, whose chunks held other prompts: its tables "
+            "still open (lmtt batch-query), but to go on, run the job into a new --out folder."
+        )
+    for key in ("model", "prompts_sha256", "settings", "shards"):
         if have.get(key) != want[key]:
             raise BatchError(
                 f"{folder} holds a batch of another {key.replace('_', ' ')} "
@@ -85,7 +92,12 @@ def _frozen_heap() -> Iterator[None]:
     """Keep Python's cyclic garbage collector off the objects that outlive the job (the model,
     its vocabulary, the libraries): its full collections would scan them all again and again
     (about a tenth of a batch job's time on the demo model). What the job makes is collected
-    as ever; the objects frozen go back to the collector when the job ends."""
+    as ever; the objects frozen go back to the collector when the job ends. Where something
+    else froze the heap already (the host process, or a job running beside this one), it is
+    left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
@@ -104,14 +116,15 @@ def _manifest_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def check_rows(model, rows: list[PromptRow], ids: list[int]) -> dict[int, torch.Tensor]:
+def check_rows(model, rows: list[PromptRow], ids: list[int]) -> tuple[dict, dict]:
     """Refuse, naming the row, a prompt the model cannot take or a target or foil that is not
-    one token (all of them checked before the job starts); returns the rows' prompt tokens
-    (int32, by row), so the job tokenizes each prompt once."""
+    one token (all of them checked before the job starts). Returns the rows' prompt tokens
+    (int32, by row, so the job tokenizes each prompt once) and each row's length in a pass
+    (its prompt's or its counterfactual's, the longer)."""
     from lmtt.causal.metric import token_id
     from lmtt.errors import LmttError
 
-    tokens = {}
+    tokens, lengths = {}, {}
     for i in ids:
         row, where = rows[i], f"Prompt {i} (row {i + 1}) of the file"
         try:
@@ -122,19 +135,36 @@ def check_rows(model, rows: list[PromptRow], ids: list[int]) -> dict[int, torch.
         except LmttError as e:
             raise BatchError(f"{where}: {e}") from None
         try:
-            if row.counterfactual:
-                prepare_tokens(model, row.counterfactual)
+            other = prepare_tokens(model, row.counterfactual) if row.counterfactual else ()
         except LmttError as e:
             raise BatchError(f"{where}, its counterfactual: {e}") from None
-    return tokens
+        lengths[i] = max(len(tokens[i]), len(other))
+    return tokens, lengths
 
 
 def _state_path(folder: Path, shard: tuple[int, int]) -> Path:
     return folder / f"state-{shard[0]}-of-{shard[1]}.json"
 
 
-def _done_chunks(path: Path) -> set[int]:
-    return set(json.loads(path.read_text())["done"]) if path.is_file() else set()
+def _chunked(ids: list[int], lengths: dict, size: int) -> tuple[list[list[int]], str]:
+    """A shard's chunks (its rows in order of length, then row) and their fingerprint."""
+    order = sorted(ids, key=lambda i: (lengths[i], i))
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    return chunks, hashlib.sha256(json.dumps(chunks).encode()).hexdigest()
+
+
+def _done_chunks(path: Path, fingerprint: str) -> set[int]:
+    """The chunks a shard's state records as written; refused if its chunks held other
+    prompts (their lengths changed: another tokenizer under the same model name)."""
+    if not path.is_file():
+        return set()
+    state = json.loads(path.read_text())
+    if state.get("chunks_sha256") != fingerprint:
+        raise BatchError(
+            f"{path.parent}'s chunks held other prompts when it began (the tokenizer changed?): "
+            "run the job into a new --out folder."
+        )
+    return set(state["done"])
 
 
 def run_batch(
@@ -147,7 +177,7 @@ def run_batch(
     prompts_file, folder = Path(prompts_file), Path(out)
     rows = read_prompt_file(prompts_file)
     mine = list(range(shard[0], len(rows), shard[1]))
-    tokens = check_rows(model, rows, mine)  # a bad row is refused before any work, not mid-job
+    tokens, lengths = check_rows(model, rows, mine)  # a bad row is refused before any work
     locks = folder / "locks" / f"shard-{shard[0]}-of-{shard[1]}"
     locks.mkdir(parents=True, exist_ok=True)
     with FolderLock(locks), _frozen_heap():  # shards of one folder run side by side, once each
@@ -158,9 +188,8 @@ def run_batch(
             else:
                 write_manifest(folder / MANIFEST, want)
         state = _state_path(folder, shard)
-        done = _done_chunks(state)
-        order, size = sorted(mine, key=lambda i: (len(tokens[i]), i)), settings.batch_size
-        chunks = [order[i : i + size] for i in range(0, len(order), size)]
+        chunks, fingerprint = _chunked(mine, lengths, settings.batch_size)
+        done = _done_chunks(state, fingerprint)
         bar = tqdm(total=len(mine), desc="batch", unit="prompt", disable=not progress)
         bar.update(sum(len(c) for k, c in enumerate(chunks) if k in done))
         for k, ids in enumerate(chunks):
@@ -170,7 +199,8 @@ def run_batch(
             _run_chunk(model, rows, [(i, tokens[i]) for i in ids], folder, name, settings)
             done.add(k)
             write_manifest(state, {"shard": list(shard), "done": sorted(done),
-                                   "chunks": len(chunks)})  # fmt: skip
+                                   "chunks": len(chunks),
+                                   "chunks_sha256": fingerprint})  # fmt: skip
             bar.update(len(ids))
         bar.close()
     return folder

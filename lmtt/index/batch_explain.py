@@ -1,4 +1,5 @@
-"""What a batch job explains of each prompt: ``explain(model, prompts, settings) -> [Explained]``.
+"""What a batch job finds of each prompt:
+``explain(model, prompts, kinds, threshold, top_neurons) -> [Explained]``.
 
 For each prompt (text or ids), at the position whose prediction is explained (the last token; a
 masked LM's first [MASK]): its routes, every head's contribution to the attention block there
@@ -47,7 +48,7 @@ def _top_neurons(trace: Trace, positions: torch.Tensor, k: int) -> torch.return_
 
 
 def explain(model, prompts: Sequence, kinds, threshold: float, top_neurons: int,
-            all_logits: bool = False) -> list:  # fmt: skip
+            all_logits: bool = False) -> list[Explained]:  # fmt: skip
     """Each prompt's :class:`Explained`, tracing ``kinds`` (the routes' kinds); a decoder's
     traces keep their logits only with ``all_logits`` (else only the targets are
     unembedded)."""

@@ -30,12 +30,11 @@ from lmtt.models.trace import Trace, complete_wanted, prepare_tokens, record, ro
 class StackedTraces:
     """The traces of ``len(lengths)`` prompts, stacked in ``trace`` (``trace.stride``
     positions each; prompt b's tokens are the first ``lengths[b]`` of its row); where the
-    pass unembedded one position of each prompt only, ``trace.logits`` is None and
-    ``logits[b]`` is prompt b's at position ``logits_at[b]``."""
+    pass unembedded one position of each prompt only (``stack_traces(logits_at=...)``),
+    ``trace.logits`` is None and ``logits[b]`` is prompt b's there."""
 
     trace: Trace
     lengths: tuple[int, ...]
-    logits_at: tuple[int, ...] | None = None
     logits: Float[torch.Tensor, "B V"] | None = None
 
     @property
@@ -96,11 +95,11 @@ def stack_traces(model, prompts: Sequence, capture_kinds=None, logits_at=None) -
     at = None if logits_at is None else torch.as_tensor(logits_at, dtype=torch.long)[:, None]
     logits, acts = capture(model, batch, wanted, logits_at=at)
     flat = {key: _stacked(key[0], value) for key, value in acts.items()}
+    # every padded position is checked for NaN too (a decoder's padding computes like a token)
     if at is not None:  # [B, 1, V]: one position of each prompt
-        check_finite({}, logits, L)
         trace = record(model, batch.reshape(-1), None, flat)
-        return StackedTraces(replace(trace, stride=batch.shape[1]), lengths,
-                             tuple(at[:, 0].tolist()), logits[:, 0])  # fmt: skip
+        check_finite({}, logits, L)  # after the blocks, so a NaN is named where it appears
+        return StackedTraces(replace(trace, stride=batch.shape[1]), lengths, logits[:, 0])
     trace = record(model, batch.reshape(-1), logits.reshape(-1, logits.shape[-1]), flat)
     return StackedTraces(replace(trace, stride=batch.shape[1]), lengths)
 

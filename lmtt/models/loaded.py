@@ -93,6 +93,12 @@ class LoadedModel:
                 return_cache_object=False,
                 **kwargs,
             )
+        if unembeds_some and logits.shape[:2] != logits_at.shape:
+            raise RuntimeError(
+                f"transformers' logits_to_keep gave logits of shape {tuple(logits.shape)} for "
+                f"positions {tuple(logits_at.shape)}: upgrade transformers (pip install -U "
+                "transformers)."
+            )
         if logits_at is not None and not unembeds_some:
             at = logits_at.to(logits.device)[..., None].expand(-1, -1, logits.shape[-1])
             logits = logits.gather(1, at)
@@ -100,7 +106,12 @@ class LoadedModel:
 
     @cached_property
     def _unembeds_some(self) -> bool:
-        """Whether the transformers model takes ``logits_to_keep`` (per-row positions)."""
+        """Whether the transformers model takes ``logits_to_keep`` with per-row positions
+        (transformers' ``slice_logits_to_keep``, which takes a [B, K] index tensor)."""
+        from transformers import modeling_utils
+
+        if not hasattr(modeling_utils, "slice_logits_to_keep"):
+            return False
         forward = getattr(self._bridge.original_model, "forward", None)
         try:
             return "logits_to_keep" in inspect.signature(forward).parameters

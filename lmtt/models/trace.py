@@ -206,6 +206,8 @@ class Trace:
     def key_mask(self, layer: int | None = None) -> Bool[torch.Tensor, "T_query T_key"]:
         """True where a query may attend a key (everywhere for encoders); with ``layer``, within
         that layer's sliding window too."""
+        if self.stride is not None:
+            raise ValueError("A stacked trace masks each prompt apart: read visible_keys.")
         T = self.n_tokens
         if not self.family.causal:
             return torch.ones(T, T, dtype=torch.bool)
@@ -242,9 +244,13 @@ class Trace:
 
     def probabilities(self, position: int = -1) -> Float[torch.Tensor, " V"]:
         """Next-token probabilities at ``position``."""
+        return torch.softmax(self.all_logits()[position], dim=-1)
+
+    def all_logits(self) -> Float[torch.Tensor, "T V"]:
+        """The logits at every position (refused for a batch job's trace, which kept none)."""
         if self.logits is None:
             raise NotCapturedError("This trace kept no logits (a batch job's): trace it alone.")
-        return torch.softmax(self.logits[position], dim=-1)
+        return self.logits
 
 
 def default_target(tokens: Int[torch.Tensor, " T"], mask_token_id: int | None) -> int:

@@ -53,8 +53,9 @@ def test_prompt_files_of_every_format(tmp_path):
 
 
 def _alone(model, prompt: str, settings):
-    """One prompt's heads [L, H], top neurons {(layer, neuron): contribution} and edges
-    {id: weight}, from its own trace and the one-prompt routes (the reference)."""
+    """One prompt's heads [L, H], top neurons {(layer, neuron): contribution}, edges
+    {id: weight} and (top token, its probability), from its own trace and the one-prompt
+    routes (the reference)."""
     trace = run_trace(model, prompt)
     pos = trace.n_tokens - 1
     graph, blocks = routes_and_blocks(trace, pos, settings.threshold)
@@ -64,7 +65,9 @@ def _alone(model, prompt: str, settings):
         n = neuron_contributions(trace, layer, [pos]).neurons[0]
         top = n.topk(settings.top_neurons)
         neurons |= {(layer, int(i)): float(v) for v, i in zip(*top, strict=True)}
-    return heads, neurons, {e.id: e.weight for e in graph.edges}
+    probs = trace.probabilities(pos)
+    top = (trace.vocab[int(probs.argmax())], float(probs.max()))
+    return heads, neurons, {e.id: e.weight for e in graph.edges}, top
 
 
 def test_batch_rows_equal_one_prompt_at_a_time(gpt2_model, prompt_file, tmp_path):
@@ -72,10 +75,14 @@ def test_batch_rows_equal_one_prompt_at_a_time(gpt2_model, prompt_file, tmp_path
                                    progress=False))  # fmt: skip
     heads = _sorted(results.sql("SELECT * FROM heads"), "prompt_id", "layer", "head")
     neurons, edges = results.sql("SELECT * FROM neurons"), results.sql("SELECT * FROM edges")
+    prompts = _sorted(results.sql("SELECT * FROM prompts"), "prompt_id")
     L, H = gpt2_model.dims.n_layers, gpt2_model.dims.n_heads
     assert len(heads) == len(PROMPTS) * L * H
     for i, prompt in enumerate(PROMPTS):
-        want_heads, want_neurons, want_edges = _alone(gpt2_model, prompt, SETTINGS)
+        want_heads, want_neurons, want_edges, want_top = _alone(gpt2_model, prompt, SETTINGS)
+        row = prompts[prompts.prompt_id == i].iloc[0]
+        assert row.top_token == row.target == want_top[0]
+        assert row.target_prob == pytest.approx(want_top[1], abs=1e-5)
         got = torch.tensor(heads[heads.prompt_id == i].contribution.values).float()
         torch.testing.assert_close(got, want_heads.flatten(), atol=1e-5, rtol=1e-4)
         mine = neurons[neurons.prompt_id == i]
@@ -94,6 +101,18 @@ def test_batch_rows_equal_one_prompt_at_a_time(gpt2_model, prompt_file, tmp_path
     assert len(summary) == L * H and (summary.prompts == len(PROMPTS)).all()
     assert summary.route_share.between(0, 1).all()
     assert len(results.prompts_by_head(0, 1, k=3)) == 3
+
+
+def test_chunks_hold_prompts_of_like_length(gpt2_model, prompt_file, tmp_path):
+    """A shard's chunks take its prompts in order of length (less padding in each pass)."""
+    import pyarrow.parquet as pq
+
+    folder = run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS, progress=False)
+    lengths = {i: len(run_trace(gpt2_model, p).tokens) for i, p in enumerate(PROMPTS)}
+    order = sorted(lengths, key=lambda i: (lengths[i], i))
+    for k in range(3):
+        part = pq.read_table(folder / "prompts" / f"part-0-1-{k:06d}.parquet").to_pydict()
+        assert part["prompt_id"] == order[2 * k : 2 * k + 2]
 
 
 def test_a_killed_job_resumes_and_shards_merge_exactly(gpt2_model, prompt_file, tmp_path):
@@ -133,8 +152,55 @@ def test_a_folder_of_another_job_or_a_bad_query_is_refused(gpt2_model, prompt_fi
     del manifest["chunking"]
     (folder / "batch.json").write_text(json.dumps(manifest))
     assert len(open_batch(folder).sql("SELECT * FROM prompts")) == len(PROMPTS)
-    with pytest.raises(BatchError, match="another chunking"):
+    with pytest.raises(BatchError, match="older lmtt"):
         run_batch(gpt2_model, prompt_file, folder, SETTINGS, progress=False)
+
+
+def test_a_resume_whose_chunks_changed_is_refused(gpt2_model, prompt_file, tmp_path):
+    """Chunks follow token lengths: if another tokenizer (under the same model name) put other
+    prompts in a chunk, the chunks recorded as done would not be this run's."""
+    folder = run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS, progress=False)
+    state = folder / "state-0-of-1.json"
+    data = json.loads(state.read_text())
+    run_batch(gpt2_model, prompt_file, folder, SETTINGS, progress=False)  # same chunks: fine
+    state.write_text(json.dumps(data | {"chunks_sha256": "0" * 64}))
+    with pytest.raises(BatchError, match="chunks held other prompts"):
+        run_batch(gpt2_model, prompt_file, folder, SETTINGS, progress=False)
+
+
+def test_the_heap_is_frozen_for_the_job_only(gpt2_model, prompt_file, tmp_path, monkeypatch):
+    """The job freezes the heap while it runs and unfreezes it after, even when it fails; a
+    heap frozen by the host is left frozen."""
+    import gc
+
+    from lmtt.index import batch
+
+    seen = []
+    real = batch._run_chunk
+
+    def watched(*args, **kwargs):
+        seen.append(gc.get_freeze_count() > 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "_run_chunk", watched)
+    assert gc.get_freeze_count() == 0
+    run_batch(gpt2_model, prompt_file, tmp_path / "a", SETTINGS, progress=False)
+    assert seen and all(seen) and gc.get_freeze_count() == 0
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(batch, "_run_chunk", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_batch(gpt2_model, prompt_file, tmp_path / "b", SETTINGS, progress=False)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the host's
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            run_batch(gpt2_model, prompt_file, tmp_path / "c", SETTINGS, progress=False)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_a_verified_batch_measures_every_edge(gpt2_model, prompt_file, tmp_path):

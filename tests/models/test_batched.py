@@ -45,6 +45,7 @@ def test_a_stack_unembeds_only_the_positions_asked_for(gpt2_model, monkeypatch):
     from lmtt.errors import NotCapturedError, OutOfRangeError
     from lmtt.models.batched import stack_traces
 
+    assert gpt2_model._unembeds_some  # transformers' own path, then the fallback below
     full = stack_traces(gpt2_model, PROMPTS)
     at = [n - 1 for n in full.lengths[:-1]] + [2]
     want = torch.stack([full.prompt(b).logits[p] for b, p in enumerate(at)])
@@ -85,3 +86,19 @@ def test_stacked_routes_past_every_route_and_bad_targets(gpt2_model):
         stacked_routes(stacked, [0, 1])
     with pytest.raises(OutOfRangeError):
         stacked_routes(stacked, [0, 1, stacked.lengths[2]])  # one past its last token
+
+
+def test_a_nan_is_named_where_it_first_appears(gpt2_model, monkeypatch):
+    from lmtt.errors import NonFiniteActivationError
+    from lmtt.models import batched
+
+    def poisoned(*args, **kwargs):
+        logits, acts = capture(*args, **kwargs)
+        acts[("resid_mid", 0)] = acts[("resid_mid", 0)].clone()
+        acts[("resid_mid", 0)][0, 1] = float("nan")
+        return logits * float("nan"), acts
+
+    capture = batched.capture
+    monkeypatch.setattr(batched, "capture", poisoned)
+    with pytest.raises(NonFiniteActivationError, match="attention of layer 0"):
+        batched.stack_traces(gpt2_model, PROMPTS, logits_at=[0, 0, 0])
