@@ -116,39 +116,39 @@ def _manifest_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def check_rows(model, rows: list[PromptRow], ids: list[int]) -> tuple[dict, dict]:
+def check_rows(model, rows: list[PromptRow], ids: list[int]) -> dict[int, tuple]:
     """Refuse, naming the row, a prompt the model cannot take or a target or foil that is not
-    one token (all of them checked before the job starts). Returns the rows' prompt tokens
-    (int32, by row, so the job tokenizes each prompt once) and each row's length in a pass
-    (its prompt's or its counterfactual's, the longer)."""
+    one token (all of them checked before the job starts). Returns each row's tokens, int32:
+    (its prompt's, its counterfactual's or None), so the job tokenizes every text once."""
     from lmtt.causal.metric import token_id
     from lmtt.errors import LmttError
 
-    tokens, lengths = {}, {}
+    tokens = {}
     for i in ids:
         row, where = rows[i], f"Prompt {i} (row {i + 1}) of the file"
         try:
-            tokens[i] = prepare_tokens(model, row.prompt).to(torch.int32)
+            prompt = prepare_tokens(model, row.prompt).to(torch.int32)
             for what, token in (("Target", row.target), ("Foil", row.foil)):
                 if token:
                     token_id(model, token, what)
         except LmttError as e:
             raise BatchError(f"{where}: {e}") from None
         try:
-            other = prepare_tokens(model, row.counterfactual) if row.counterfactual else ()
+            other = prepare_tokens(model, row.counterfactual) if row.counterfactual else None
         except LmttError as e:
             raise BatchError(f"{where}, its counterfactual: {e}") from None
-        lengths[i] = max(len(tokens[i]), len(other))
-    return tokens, lengths
+        tokens[i] = (prompt, None if other is None else other.to(torch.int32))
+    return tokens
 
 
 def _state_path(folder: Path, shard: tuple[int, int]) -> Path:
     return folder / f"state-{shard[0]}-of-{shard[1]}.json"
 
 
-def _chunked(ids: list[int], lengths: dict, size: int) -> tuple[list[list[int]], str]:
-    """A shard's chunks (its rows in order of length, then row) and their fingerprint."""
-    order = sorted(ids, key=lambda i: (lengths[i], i))
+def _chunked(ids: list[int], tokens: dict, size: int) -> tuple[list[list[int]], str]:
+    """A shard's chunks (its rows in order of length in a pass, the longer of prompt and
+    counterfactual, then row) and their fingerprint."""
+    order = sorted(ids, key=lambda i: (max(len(t) for t in tokens[i] if t is not None), i))
     chunks = [order[i : i + size] for i in range(0, len(order), size)]
     return chunks, hashlib.sha256(json.dumps(chunks).encode()).hexdigest()
 
@@ -177,7 +177,7 @@ def run_batch(
     prompts_file, folder = Path(prompts_file), Path(out)
     rows = read_prompt_file(prompts_file)
     mine = list(range(shard[0], len(rows), shard[1]))
-    tokens, lengths = check_rows(model, rows, mine)  # a bad row is refused before any work
+    tokens = check_rows(model, rows, mine)  # a bad row is refused before any work, not mid-job
     locks = folder / "locks" / f"shard-{shard[0]}-of-{shard[1]}"
     locks.mkdir(parents=True, exist_ok=True)
     with FolderLock(locks), _frozen_heap():  # shards of one folder run side by side, once each
@@ -188,7 +188,7 @@ def run_batch(
             else:
                 write_manifest(folder / MANIFEST, want)
         state = _state_path(folder, shard)
-        chunks, fingerprint = _chunked(mine, lengths, settings.batch_size)
+        chunks, fingerprint = _chunked(mine, tokens, settings.batch_size)
         done = _done_chunks(state, fingerprint)
         bar = tqdm(total=len(mine), desc="batch", unit="prompt", disable=not progress)
         bar.update(sum(len(c) for k, c in enumerate(chunks) if k in done))
@@ -196,7 +196,7 @@ def run_batch(
             if k in done:
                 continue
             name = f"part-{shard[0]}-{shard[1]}-{k:06d}"
-            _run_chunk(model, rows, [(i, tokens[i]) for i in ids], folder, name, settings)
+            _run_chunk(model, rows, {i: tokens[i] for i in ids}, folder, name, settings)
             done.add(k)
             write_manifest(state, {"shard": list(shard), "done": sorted(done),
                                    "chunks": len(chunks),
@@ -206,14 +206,12 @@ def run_batch(
     return folder
 
 
-def _run_chunk(model, rows, chunk: list[tuple[int, torch.Tensor]], folder: Path, name: str,
-               settings) -> None:  # fmt: skip
-    """One chunk's prompts (row ids and tokens; with their counterfactuals) in one batched
-    pass, then its rows."""
-    ids = [i for i, _ in chunk]
-    with_cf = [i for i in ids if rows[i].counterfactual]
-    tokens = [t.long() for _, t in chunk]
-    tokens += [prepare_tokens(model, rows[i].counterfactual) for i in with_cf]
+def _run_chunk(model, rows, chunk: dict[int, tuple], folder: Path, name: str, settings) -> None:
+    """One chunk's prompts (row id -> its tokens, as :func:`check_rows` gives them; with their
+    counterfactuals) in one batched pass, then its rows."""
+    ids = list(chunk)
+    with_cf = [i for i in ids if chunk[i][1] is not None]
+    tokens = [chunk[i][0].long() for i in ids] + [chunk[i][1].long() for i in with_cf]
     kinds = route_kinds(model, max(len(t) for t in tokens))  # short prompts keep patterns
     found = explain(
         model, tokens, kinds, settings.threshold, settings.top_neurons, all_logits=settings.verify
